@@ -1,0 +1,66 @@
+package org.iommulab.api.device;
+
+import java.util.List;
+import java.util.Optional;
+
+import org.iommulab.api.errno.IommuException;
+import org.osgi.annotation.versioning.ProviderType;
+
+/**
+ * The device bus: which requesters exist, which IOMMU instance each sits behind and how they are
+ * grouped. A group is the unit of ownership that VFIO hands to one user, as Linux's
+ * {@code iommu_group}. Hardware models never need it: they decide from registers and tables alone.
+ *
+ * <p>Provided by the platform as an OSGi service. Thread safe.
+ */
+@ProviderType
+public interface DeviceBus {
+
+    /** Pass as {@code groupId} to {@link #register} to put the requester in a new group of its own. */
+    int NEW_GROUP = -1;
+
+    /**
+     * Adds a requester.
+     *
+     * @param name unique requester name, not blank
+     * @param iommu the IOMMU instance name it sits behind, not blank
+     * @param requesterId source id or stream id (unsigned)
+     * @param pasidBits 0 to 20
+     * @param groupId an existing group, or {@link #NEW_GROUP}
+     * @return the registered requester
+     * @throws IommuException {@code EINVAL} for blank names or bad PASID width, {@code EEXIST} if the
+     *     name or the (iommu, requester id) pair is taken, {@code ENOENT} if the group does not exist
+     */
+    Requester register(String name, String iommu, int requesterId, int pasidBits, int groupId)
+            throws IommuException;
+
+    /**
+     * Removes a requester; its group disappears with its last member.
+     *
+     * @param name requester name
+     * @throws IommuException {@code ENOENT} if there is no such requester
+     */
+    void unregister(String name) throws IommuException;
+
+    /**
+     * @param name requester name
+     * @return the requester, or empty
+     */
+    Optional<Requester> requester(String name);
+
+    /**
+     * @param iommu IOMMU instance name
+     * @param requesterId source id or stream id
+     * @return the requester with that id behind that IOMMU, or empty
+     */
+    Optional<Requester> requester(String iommu, int requesterId);
+
+    /**
+     * @param groupId a group id
+     * @return the members of the group, by name, in a new list (empty if there is no such group)
+     */
+    List<Requester> group(int groupId);
+
+    /** @return every requester, by name, in a new list */
+    List<Requester> requesters();
+}

@@ -1,0 +1,28 @@
+package org.iommulab.api.device;
+
+import java.util.Objects;
+
+/**
+ * A DMA requester: a PCI function (requester id {@code bus << 8 | devfn}) behind a VT-d unit, or a
+ * device with a stream id behind an SMMUv3, together with its PASID capability and IOMMU group.
+ * Immutable.
+ *
+ * @param name a unique name, for example {@code "0000:00:02.0"} or {@code "dsa0"}, never {@code null}
+ * @param iommu the name of the IOMMU instance the requester sits behind, never {@code null}
+ * @param requesterId the VT-d source id or SMMUv3 stream id, 0 to 2^32 - 1 as an unsigned int
+ * @param pasidBits the width of PASIDs the device can emit, 0 (no PASID capability) to 20
+ * @param groupId the IOMMU group: requesters the IOMMU cannot isolate from each other share one
+ */
+public record Requester(String name, String iommu, int requesterId, int pasidBits, int groupId) {
+
+    /** Validates the components. */
+    public Requester {
+        Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(iommu, "iommu");
+    }
+
+    /** @return {@code true} if the requester can emit PASID-tagged requests */
+    public boolean pasidCapable() {
+        return pasidBits > 0;
+    }
+}

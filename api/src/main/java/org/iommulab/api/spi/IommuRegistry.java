@@ -1,0 +1,55 @@
+package org.iommulab.api.spi;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+import org.iommulab.api.dto.BackendDTO;
+import org.iommulab.api.dto.IommuInstanceDTO;
+import org.iommulab.api.errno.IommuException;
+import org.osgi.annotation.versioning.ProviderType;
+
+/**
+ * The platform's registry of backends and IOMMU instances over host memory. It tracks
+ * {@link IommuBackend} services as they come and go.
+ *
+ * <p>Provided by the platform as an OSGi service. Thread safe.
+ */
+@ProviderType
+public interface IommuRegistry {
+
+    /**
+     * Creates an instance over host memory.
+     *
+     * @param vendor a backend's vendor id
+     * @param name a new instance name: letters, digits, '-', '_' and '.'
+     * @param configuration keys to override the backend's defaults; not {@code null}
+     * @return the instance
+     * @throws IommuException {@code ENODEV} if no backend has that vendor id, {@code EEXIST} if the
+     *     name is taken, {@code EINVAL} for a bad name or configuration
+     */
+    IommuInstance create(String vendor, String name, Map<String, String> configuration) throws IommuException;
+
+    /**
+     * Closes and forgets an instance.
+     *
+     * @param name instance name
+     * @throws IommuException {@code ENOENT} if there is no such instance
+     */
+    void destroy(String name) throws IommuException;
+
+    /**
+     * @param name instance name
+     * @return the live instance, or empty
+     */
+    Optional<IommuInstance> instance(String name);
+
+    /** @return the live instances, by name, in a new list */
+    List<IommuInstance> instances();
+
+    /** @return snapshots of the registered backends, by vendor */
+    List<BackendDTO> backends();
+
+    /** @return snapshots of the live instances, by name */
+    List<IommuInstanceDTO> instanceDTOs();
+}

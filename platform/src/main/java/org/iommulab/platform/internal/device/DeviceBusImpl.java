@@ -1,0 +1,86 @@
+package org.iommulab.platform.internal.device;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+
+import org.iommulab.api.device.DeviceBus;
+import org.iommulab.api.device.Requester;
+import org.iommulab.api.errno.Errno;
+import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.pasid.Pasids;
+import org.osgi.service.component.annotations.Component;
+
+/** The device bus: requesters by name, with their IOMMU and group. One monitor guards it. */
+@Component(service = DeviceBus.class)
+public final class DeviceBusImpl implements DeviceBus {
+    private final Map<String, Requester> byName = new TreeMap<>();
+    private final Map<Integer, Integer> groupSizes = new TreeMap<>();
+    private int nextGroup = 1;
+
+    @Override
+    public synchronized Requester register(String name, String iommu, int requesterId, int pasidBits, int groupId)
+            throws IommuException {
+        if (name == null || name.isBlank() || iommu == null || iommu.isBlank()) {
+            throw new IommuException(Errno.EINVAL, "requester and IOMMU names must not be blank");
+        }
+        if (pasidBits < 0 || pasidBits > Pasids.PASID_BITS) {
+            throw new IommuException(Errno.EINVAL, "PASID width must be 0 to " + Pasids.PASID_BITS + ", not " + pasidBits);
+        }
+        if (byName.containsKey(name)) {
+            throw new IommuException(Errno.EEXIST, "requester '" + name + "' exists");
+        }
+        if (requester(iommu, requesterId).isPresent()) {
+            throw new IommuException(Errno.EEXIST, String.format("requester id 0x%x behind %s is taken", requesterId, iommu));
+        }
+        int group = groupId;
+        if (groupId == NEW_GROUP) {
+            group = nextGroup++;
+        } else if (!groupSizes.containsKey(groupId)) {
+            throw new IommuException(Errno.ENOENT, "no IOMMU group " + groupId);
+        }
+        Requester requester = new Requester(name, iommu, requesterId, pasidBits, group);
+        byName.put(name, requester);
+        groupSizes.merge(group, 1, Integer::sum);
+        return requester;
+    }
+
+    @Override
+    public synchronized void unregister(String name) throws IommuException {
+        Requester requester = byName.remove(name);
+        if (requester == null) {
+            throw new IommuException(Errno.ENOENT, "no requester '" + name + "'");
+        }
+        groupSizes.computeIfPresent(requester.groupId(), (g, n) -> n == 1 ? null : n - 1);
+    }
+
+    @Override
+    public synchronized Optional<Requester> requester(String name) {
+        return Optional.ofNullable(byName.get(name));
+    }
+
+    @Override
+    public synchronized Optional<Requester> requester(String iommu, int requesterId) {
+        return byName.values().stream()
+                .filter(r -> r.iommu().equals(iommu) && r.requesterId() == requesterId)
+                .findFirst();
+    }
+
+    @Override
+    public synchronized List<Requester> group(int groupId) {
+        List<Requester> members = new ArrayList<>();
+        for (Requester r : byName.values()) {
+            if (r.groupId() == groupId) {
+                members.add(r);
+            }
+        }
+        return members;
+    }
+
+    @Override
+    public synchronized List<Requester> requesters() {
+        return new ArrayList<>(byName.values());
+    }
+}

@@ -1,0 +1,216 @@
+package org.iommulab.platform.internal.registry;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.regex.Pattern;
+
+import org.iommulab.api.dto.BackendDTO;
+import org.iommulab.api.dto.IommuInstanceDTO;
+import org.iommulab.api.errno.Errno;
+import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.memory.HostMemory;
+import org.iommulab.api.spi.InstanceListener;
+import org.iommulab.api.spi.IommuBackend;
+import org.iommulab.api.spi.IommuInstance;
+import org.iommulab.api.spi.IommuRegistry;
+import org.osgi.framework.Constants;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Deactivate;
+import org.osgi.service.component.annotations.Reference;
+import org.osgi.service.component.annotations.ReferenceCardinality;
+import org.osgi.service.component.annotations.ReferencePolicy;
+import org.osgi.service.component.annotations.ReferencePolicyOption;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Tracks backends as they come and go and owns the instances created over host memory. When a
+ * backend leaves (its bundle stops), listeners hear of each of its instances before the instance is
+ * closed; the registry itself is not re-activated, so instances of other backends live on.
+ */
+@Component(service = IommuRegistry.class)
+public final class IommuRegistryImpl implements IommuRegistry {
+    private static final Logger LOG = LoggerFactory.getLogger(IommuRegistryImpl.class);
+    private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+
+    private final HostMemory memory;
+    private final List<InstanceListener> listeners = new CopyOnWriteArrayList<>();
+    /** Guarded by this. Vendor id to the backends offering it, first registered first. */
+    private final Map<String, List<Registered>> backends = new TreeMap<>();
+    /** Guarded by this. */
+    private final Map<String, Created> instances = new TreeMap<>();
+
+    private record Registered(IommuBackend backend, long bundleId) {
+    }
+
+    private record Created(IommuInstance instance, IommuBackend backend) {
+    }
+
+    /** @param memory host memory every instance works over */
+    @Activate
+    public IommuRegistryImpl(@Reference HostMemory memory) {
+        this.memory = memory;
+    }
+
+    /**
+     * @param backend a backend service
+     * @param properties its service properties
+     */
+    @Reference(cardinality = ReferenceCardinality.MULTIPLE, policy = ReferencePolicy.DYNAMIC,
+            policyOption = ReferencePolicyOption.GREEDY)
+    public synchronized void addBackend(IommuBackend backend, Map<String, Object> properties) {
+        Object bundle = properties.get(Constants.SERVICE_BUNDLEID);
+        long bundleId = bundle instanceof Long ? (Long) bundle : -1;
+        backends.computeIfAbsent(backend.vendor(), v -> new ArrayList<>()).add(new Registered(backend, bundleId));
+        LOG.info("IOMMU backend '{}' registered", backend.vendor());
+    }
+
+    /** @param backend a backend service that went away: its instances are closed */
+    public void removeBackend(IommuBackend backend) {
+        List<IommuInstance> orphans = new ArrayList<>();
+        synchronized (this) {
+            for (List<Registered> offered : backends.values()) {
+                offered.removeIf(r -> r.backend() == backend);
+            }
+            backends.values().removeIf(List::isEmpty);
+            instances.values().removeIf(c -> {
+                if (c.backend() == backend) {
+                    orphans.add(c.instance());
+                    return true;
+                }
+                return false;
+            });
+        }
+        for (IommuInstance instance : orphans) {
+            retire(instance);
+        }
+        LOG.info("IOMMU backend '{}' unregistered, {} instance(s) closed", backend.vendor(), orphans.size());
+    }
+
+    /** @param listener a whiteboard listener */
+    @Reference(cardinality = ReferenceCardinality.MULTIPLE, policy = ReferencePolicy.DYNAMIC,
+            policyOption = ReferencePolicyOption.GREEDY)
+    public void addListener(InstanceListener listener) {
+        listeners.add(listener);
+    }
+
+    /** @param listener a whiteboard listener that went away */
+    public void removeListener(InstanceListener listener) {
+        listeners.remove(listener);
+    }
+
+    @Override
+    public IommuInstance create(String vendor, String name, Map<String, String> configuration) throws IommuException {
+        if (name == null || !NAME.matcher(name).matches()) {
+            throw new IommuException(Errno.EINVAL, "instance name '" + name
+                    + "' must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+        }
+        IommuInstance instance;
+        synchronized (this) {
+            if (instances.containsKey(name)) {
+                throw new IommuException(Errno.EEXIST, "instance '" + name + "' exists");
+            }
+            List<Registered> offered = backends.get(vendor);
+            if (offered == null || offered.isEmpty()) {
+                throw new IommuException(Errno.ENODEV, "no backend for vendor '" + vendor + "' (have " + backends.keySet() + ")");
+            }
+            IommuBackend backend = offered.get(0).backend();
+            instance = backend.create(name, new LinkedHashMap<>(configuration), memory, memory);
+            instances.put(name, new Created(instance, backend));
+        }
+        for (InstanceListener listener : listeners) {
+            try {
+                listener.instanceAdded(instance);
+            } catch (RuntimeException e) {
+                LOG.warn("instance listener {} failed", listener, e);
+            }
+        }
+        return instance;
+    }
+
+    @Override
+    public void destroy(String name) throws IommuException {
+        Created removed;
+        synchronized (this) {
+            removed = instances.remove(name);
+        }
+        if (removed == null) {
+            throw new IommuException(Errno.ENOENT, "no instance '" + name + "'");
+        }
+        retire(removed.instance());
+    }
+
+    private void retire(IommuInstance instance) {
+        for (InstanceListener listener : listeners) {
+            try {
+                listener.instanceRemoved(instance);
+            } catch (RuntimeException e) {
+                LOG.warn("instance listener {} failed", listener, e);
+            }
+        }
+        try {
+            instance.close();
+        } catch (RuntimeException e) {
+            LOG.warn("closing instance {} failed", instance.name(), e);
+        }
+    }
+
+    @Override
+    public synchronized Optional<IommuInstance> instance(String name) {
+        Created c = instances.get(name);
+        return c == null ? Optional.empty() : Optional.of(c.instance());
+    }
+
+    @Override
+    public synchronized List<IommuInstance> instances() {
+        List<IommuInstance> list = new ArrayList<>();
+        instances.values().forEach(c -> list.add(c.instance()));
+        return list;
+    }
+
+    @Override
+    public synchronized List<BackendDTO> backends() {
+        List<BackendDTO> list = new ArrayList<>();
+        for (Map.Entry<String, List<Registered>> e : backends.entrySet()) {
+            Registered r = e.getValue().get(0);
+            BackendDTO dto = new BackendDTO();
+            dto.vendor = e.getKey();
+            dto.description = r.backend().description();
+            dto.defaults = new TreeMap<>(r.backend().defaultConfiguration());
+            dto.bundleId = r.bundleId();
+            list.add(dto);
+        }
+        return list;
+    }
+
+    @Override
+    public List<IommuInstanceDTO> instanceDTOs() {
+        List<IommuInstanceDTO> list = new ArrayList<>();
+        for (IommuInstance instance : instances()) {
+            IommuInstanceDTO dto = new IommuInstanceDTO();
+            dto.name = instance.name();
+            dto.vendor = instance.vendor();
+            dto.configuration = new TreeMap<>(instance.configuration());
+            dto.statistics = new TreeMap<>(instance.statistics());
+            list.add(dto);
+        }
+        return list;
+    }
+
+    /** Closes every instance; listeners hear of each. */
+    @Deactivate
+    void deactivate() {
+        List<IommuInstance> all;
+        synchronized (this) {
+            all = instances();
+            instances.clear();
+        }
+        all.forEach(this::retire);
+    }
+}
