@@ -1,0 +1,67 @@
+package org.iommulab.launcher.internal.demo;
+
+import java.io.PrintStream;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import org.apache.felix.service.command.Descriptor;
+import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.memory.HostMemory;
+import org.iommulab.api.pasid.PasidSpace;
+import org.iommulab.api.spi.IommuRegistry;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Reference;
+import org.osgi.service.component.annotations.ReferenceCardinality;
+import org.osgi.service.component.annotations.ReferencePolicy;
+import org.osgi.service.component.annotations.ReferencePolicyOption;
+
+/**
+ * The {@code demo} command: runs the demo scenarios and prints each step. The platform services are
+ * dynamic, optional references, so the command survives the platform bundle being stopped and
+ * started again (hot swap) and says what is missing meanwhile.
+ */
+@Component(service = DemoCommand.class, property = {
+        "osgi.command.scope=demo",
+        "osgi.command.function=demo" })
+public final class DemoCommand {
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC,
+            policyOption = ReferencePolicyOption.GREEDY)
+    private volatile HostMemory memory;
+
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC,
+            policyOption = ReferencePolicyOption.GREEDY)
+    private volatile PasidSpace pasids;
+
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC,
+            policyOption = ReferencePolicyOption.GREEDY)
+    private volatile IommuRegistry registry;
+
+    private final AtomicInteger runs = new AtomicInteger();
+
+    /**
+     * Runs the demo.
+     *
+     * @throws IommuException if a step fails in a way the demo does not expect
+     */
+    @Descriptor("run the demo: every step printed, non-zero exit if a step does not behave as it should")
+    public void demo() throws IommuException {
+        HostMemory m = memory;
+        PasidSpace p = pasids;
+        IommuRegistry r = registry;
+        if (m == null || p == null || r == null) {
+            throw new IllegalStateException("the platform services are not available (is the platform bundle started?)");
+        }
+        PrintStream out = System.out;
+        new PlatformDemo(m, p, r, out).run();
+        runs.incrementAndGet();
+    }
+
+    /** @return how many demo runs completed in this component instance (its state across hot swaps) */
+    public int runs() {
+        return runs.get();
+    }
+
+    /** @return {@code true} while every platform service is bound */
+    public boolean platformBound() {
+        return memory != null && pasids != null && registry != null;
+    }
+}
