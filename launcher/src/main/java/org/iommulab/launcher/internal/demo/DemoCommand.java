@@ -17,9 +17,10 @@ import org.osgi.service.component.annotations.ReferencePolicyOption;
 /**
  * The {@code demo} command: runs the demo scenarios and prints each step. The platform services are
  * dynamic, optional references, so the command survives the platform bundle being stopped and
- * started again (hot swap) and says what is missing meanwhile.
+ * started again (hot swap) and says what is missing meanwhile. Immediate, so its state (the run
+ * count) lives as long as the bundle, not as long as a shell happens to hold the service.
  */
-@Component(service = DemoCommand.class, property = {
+@Component(service = DemoCommand.class, immediate = true, property = {
         "osgi.command.scope=demo",
         "osgi.command.function=demo" })
 public final class DemoCommand {
