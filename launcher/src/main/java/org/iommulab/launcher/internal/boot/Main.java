@@ -92,7 +92,12 @@ public final class Main {
         Framework framework = newFramework(home, storage, interactive);
         Thread hook = new Thread(() -> stopQuietly(framework), "iommulab-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
-        SignalStop.install(() -> stopQuietly(framework));
+        SignalStop.install(() -> {
+            // A command may be running on the main thread: stop gracefully, then end the process.
+            stopQuietly(framework);
+            STDOUT.flush();
+            System.exit(0);
+        });
         try {
             framework.init();
             installBundles(framework.getBundleContext(), home.resolve("bundles"));

@@ -1,0 +1,131 @@
+package org.iommulab.itest;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The built distribution as a user runs it: a separate JVM per test, with its exit status and
+ * output checked. Every process is bounded in time and killed if it hangs.
+ */
+class LauncherIT {
+    private static final long TIMEOUT_S = 60;
+
+    record Run(int status, String out, String err) {
+    }
+
+    private static Path distribution() {
+        Path dist = Path.of(System.getProperty("iommulab.distribution", "../launcher/target/iommulab"));
+        assertTrue(Files.isRegularFile(dist.resolve("iommulab.jar")), "distribution built at " + dist);
+        return dist;
+    }
+
+    private static Process start(Path dir, String... args) throws IOException {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.add("-jar");
+        command.add(distribution().resolve("iommulab.jar").toAbsolutePath().toString());
+        command.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(command);
+        pb.redirectOutput(dir.resolve("out.txt").toFile());
+        pb.redirectError(dir.resolve("err.txt").toFile());
+        return pb.start();
+    }
+
+    private static Run run(Path dir, String stdin, String... args) throws Exception {
+        Process p = start(dir, args);
+        p.getOutputStream().write(stdin.getBytes(StandardCharsets.UTF_8));
+        p.getOutputStream().close();
+        if (!p.waitFor(TIMEOUT_S, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new AssertionError("launcher hung: " + List.of(args));
+        }
+        return new Run(p.exitValue(), Files.readString(dir.resolve("out.txt")), Files.readString(dir.resolve("err.txt")));
+    }
+
+    @Test
+    void commandModeWritesAndReadsMemory(@TempDir Path dir) throws Exception {
+        Run r = run(dir, "", "-c", "mem:write 0x1000 0x1122334455667788; mem:read 0x1000");
+        assertEquals(0, r.status(), r.err());
+        assertEquals("0x1122334455667788", r.out().trim());
+    }
+
+    @Test
+    void failingCommandsExitNonZeroWithAMessage(@TempDir Path dir) throws Exception {
+        Run unbacked = run(dir, "", "-c", "mem:read 0x5000");
+        assertEquals(1, unbacked.status());
+        assertTrue(unbacked.err().contains("0x5000: unbacked physical address"), unbacked.err());
+
+        Run badNumber = run(dir, "", "-c", "mem:write 0x1000 12abc");
+        assertEquals(1, badNumber.status());
+        assertTrue(badNumber.err().contains("'12abc' is not a decimal or 0x-hex number"), badNumber.err());
+
+        Run unknown = run(dir, "", "-c", "no:such-command");
+        assertEquals(1, unknown.status());
+        assertTrue(unknown.err().contains("Command not found"), unknown.err());
+
+        Run badOption = run(dir, "", "--bogus");
+        assertEquals(2, badOption.status());
+        assertTrue(badOption.err().contains("usage:"), badOption.err());
+    }
+
+    @Test
+    void scriptModeRunsEveryLineAndStopsAtTheFirstFailure(@TempDir Path dir) throws Exception {
+        Path script = dir.resolve("session.gosh");
+        Files.writeString(script, String.join("\n",
+                "mem:write 0x2000 $1",
+                "mem:read 0x2000",
+                "pasid:create vm1 2",
+                "pasid:alloc vm1",
+                "pasid:alloc vm1 42",
+                "pasid:alloc vm1",
+                "mem:read 0x2000",
+                ""));
+        Run r = run(dir, "", script.toString(), "0xabc");
+        assertEquals(1, r.status(), "the third allocation exceeds the quota");
+        assertEquals(List.of("0x0000000000000abc", "vm1", "1", "42"), r.out().lines().toList());
+        assertTrue(r.err().contains("ENOSPC"), r.err());
+    }
+
+    @Test
+    void standardInputIsRunAsAScript(@TempDir Path dir) throws Exception {
+        Run r = run(dir, "mem:write 16 5\nmem:read 16\n");
+        assertEquals(0, r.status(), r.err());
+        assertEquals("0x0000000000000005", r.out().trim());
+    }
+
+    @Test
+    void demoRunsToCompletion(@TempDir Path dir) throws Exception {
+        Run r = run(dir, "", "-c", "demo");
+        assertEquals(0, r.status(), r.err());
+        assertTrue(r.out().contains("[pasid] a fourth allocation exceeds the quota -> ENOSPC"), r.out());
+        assertTrue(r.out().contains("== demo complete =="), r.out());
+    }
+
+    @Test
+    void sigtermStopsGracefullyWithStatusZero(@TempDir Path dir) throws Exception {
+        Process p = start(dir, "-c", "echo started; sleep 120000");
+        // Wait until the command runs (the framework is up), then ask the process to stop.
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_S);
+        while (!Files.readString(dir.resolve("out.txt")).contains("started")) {
+            assertTrue(p.isAlive() && System.nanoTime() < deadline, "launcher did not start the command");
+            Thread.sleep(20);
+        }
+        p.destroy(); // SIGTERM on Unix
+        if (!p.waitFor(TIMEOUT_S, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new AssertionError("did not stop on SIGTERM");
+        }
+        assertEquals(0, p.exitValue(), Files.readString(dir.resolve("err.txt")));
+    }
+}
