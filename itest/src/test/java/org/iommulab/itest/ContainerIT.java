@@ -107,10 +107,11 @@ public class ContainerIT {
     @Test
     public void failingCommandsThrowWithAClearMessage() throws Exception {
         Shell shell = new Shell(processor);
-        assertFails(shell, "mem:read 0x7000000000", "unbacked");
-        assertFails(shell, "mem:read banana", "not a decimal or 0x-hex number");
-        assertFails(shell, "mem:write 0x1000 0x10000000000000000", "not a decimal or 0x-hex number");
-        assertFails(shell, "mem:read 0x10000000000000", "beyond the physical address width");
+        assertFails(shell, "mem:read 0x7000000000", "EFAULT: 0x7000000000: unbacked");
+        assertFails(shell, "mem:read banana", "EINVAL: address: 'banana' is not a decimal or 0x-hex number");
+        assertFails(shell, "mem:write 0x1000 0x10000000000000000", "EINVAL: value: '0x10000000000000000'");
+        assertFails(shell, "mem:read 0x10000000000000", "EFAULT: 0x10000000000000: beyond the physical address width");
+        assertFails(shell, "pasid:alloc nobody", "ENOENT: no PASID set for owner 'nobody'");
     }
 
     @Test

@@ -64,11 +64,11 @@ class LauncherIT {
     void failingCommandsExitNonZeroWithAMessage(@TempDir Path dir) throws Exception {
         Run unbacked = run(dir, "", "-c", "mem:read 0x5000");
         assertEquals(1, unbacked.status());
-        assertTrue(unbacked.err().contains("0x5000: unbacked physical address"), unbacked.err());
+        assertTrue(unbacked.err().contains("error: EFAULT: 0x5000: unbacked physical address"), unbacked.err());
 
         Run badNumber = run(dir, "", "-c", "mem:write 0x1000 12abc");
         assertEquals(1, badNumber.status());
-        assertTrue(badNumber.err().contains("'12abc' is not a decimal or 0x-hex number"), badNumber.err());
+        assertTrue(badNumber.err().contains("error: EINVAL: value: '12abc' is not a decimal or 0x-hex number"), badNumber.err());
 
         Run unknown = run(dir, "", "-c", "no:such-command");
         assertEquals(1, unknown.status());

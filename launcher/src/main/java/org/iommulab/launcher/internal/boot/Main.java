@@ -290,8 +290,7 @@ public final class Main {
             if (cause.getMessage() == null) {
                 return name;
             }
-            if (name.equals("CommandNotFoundException") || cause instanceof IllegalArgumentException
-                    || cause instanceof IllegalStateException) {
+            if (name.equals("CommandNotFoundException") || cause instanceof IllegalStateException) {
                 return cause.getMessage();
             }
             return name + ": " + cause.getMessage();

@@ -1,6 +1,7 @@
 package org.iommulab.platform.internal.shell;
 
 import org.apache.felix.service.command.Descriptor;
+import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.dto.EventDTO;
 import org.iommulab.api.events.EventLog;
 import org.osgi.service.component.annotations.Activate;
@@ -20,15 +21,22 @@ public final class EventCommands {
         this.log = log;
     }
 
-    /** Prints the newest 20 events. */
+    /**
+     * Prints the newest 20 events.
+     *
+     * @throws IommuException never for the fixed count
+     */
     @Descriptor("print the newest 20 events, '#<seq> <source>: <message>'")
-    public void show() {
+    public void show() throws IommuException {
         show("20");
     }
 
-    /** @param count how many */
+    /**
+     * @param count how many
+     * @throws IommuException EINVAL for a bad count
+     */
     @Descriptor("print the newest events, '#<seq> <source>: <message>'")
-    public void show(@Descriptor("how many events") String count) {
+    public void show(@Descriptor("how many events") String count) throws IommuException {
         for (EventDTO e : log.recent(Numbers.nonNegativeInt("count", count))) {
             System.out.println(e);
         }

@@ -117,7 +117,7 @@ public final class IommuCommands {
         return registry.instance(name).orElseThrow(() -> new IommuException(Errno.ENOENT, "no IOMMU instance '" + name + "'"));
     }
 
-    static int pasid(String text) {
+    static int pasid(String text) throws IommuException {
         if (text == null || text.isEmpty()) {
             return Pasids.NO_PASID;
         }

@@ -1,6 +1,8 @@
 package org.iommulab.platform.internal.shell;
 
 import org.apache.felix.service.command.Descriptor;
+import org.iommulab.api.errno.Errno;
+import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.dto.MemoryStatsDTO;
 import org.iommulab.api.memory.HostMemory;
 import org.iommulab.api.memory.MemoryAccessException;
@@ -27,18 +29,22 @@ public final class MemoryCommands {
     /**
      * @param hpa host physical address
      * @param value the value
+     * @throws IommuException EINVAL for a bad number, EFAULT beyond the address width
      */
     @Descriptor("write a 64-bit little-endian value to host physical memory")
     public void write(@Descriptor("host physical address (decimal or 0x hex)") String hpa,
-            @Descriptor("unsigned 64-bit value (decimal or 0x hex)") String value) {
+            @Descriptor("unsigned 64-bit value (decimal or 0x hex)") String value) throws IommuException {
         long address = Numbers.u64("address", hpa);
         long v = Numbers.u64("value", value);
         access(() -> memory.write64(address, v));
     }
 
-    /** @param hpa host physical address */
+    /**
+     * @param hpa host physical address
+     * @throws IommuException EINVAL for a bad number, EFAULT for unbacked memory
+     */
     @Descriptor("read a 64-bit little-endian value from host physical memory; prints 0x<16 hex digits>")
-    public void read(@Descriptor("host physical address (decimal or 0x hex)") String hpa) {
+    public void read(@Descriptor("host physical address (decimal or 0x hex)") String hpa) throws IommuException {
         long address = Numbers.u64("address", hpa);
         long[] v = new long[1];
         access(() -> v[0] = memory.read64(address));
@@ -48,10 +54,11 @@ public final class MemoryCommands {
     /**
      * @param hpa start address
      * @param bytes how many bytes, rounded up to 8
+     * @throws IommuException EINVAL for a bad number, EFAULT for unbacked memory
      */
     @Descriptor("print 64-bit words of host physical memory, one '<address>: <value>' line each")
     public void dump(@Descriptor("host physical address") String hpa,
-            @Descriptor("number of bytes (at most 4096)") String bytes) {
+            @Descriptor("number of bytes (at most 4096)") String bytes) throws IommuException {
         long address = Numbers.u64("address", hpa);
         long length = Numbers.u64("bytes", bytes, 4096);
         StringBuilder out = new StringBuilder();
@@ -63,9 +70,12 @@ public final class MemoryCommands {
         System.out.print(out);
     }
 
-    /** @param hpa start address */
+    /**
+     * @param hpa start address
+     * @throws IommuException EINVAL for a bad number, EFAULT for unbacked memory
+     */
     @Descriptor("print 64 bytes of host physical memory as 64-bit words")
-    public void dump(@Descriptor("host physical address") String hpa) {
+    public void dump(@Descriptor("host physical address") String hpa) throws IommuException {
         dump(hpa, "64");
     }
 
@@ -77,11 +87,12 @@ public final class MemoryCommands {
                 s.addressBits, s.backedPages, s.allocatedFrames, s.poolBase, s.poolFrames);
     }
 
-    private static void access(Runnable r) {
+    /** Runs memory accesses; a failed access becomes EFAULT, as a bad user pointer does on Linux. */
+    private static void access(Runnable r) throws IommuException {
         try {
             r.run();
         } catch (MemoryAccessException e) {
-            throw new IllegalStateException(e.getMessage(), e);
+            throw new IommuException(Errno.EFAULT, e.getMessage(), e);
         }
     }
 }

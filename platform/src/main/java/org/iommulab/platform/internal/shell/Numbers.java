@@ -1,8 +1,11 @@
 package org.iommulab.platform.internal.shell;
 
+import org.iommulab.api.errno.Errno;
+import org.iommulab.api.errno.IommuException;
+
 /**
  * Parses shell numbers: decimal or {@code 0x} hexadecimal, up to the full unsigned 64-bit range,
- * with an error message that names the argument.
+ * with an {@code EINVAL} error whose message names the argument.
  */
 public final class Numbers {
     private Numbers() {
@@ -12,11 +15,11 @@ public final class Numbers {
      * @param what the argument's name, for the error message
      * @param text decimal or {@code 0x}/{@code 0X} hexadecimal, optionally with {@code _} separators
      * @return the value as an unsigned 64-bit number
-     * @throws IllegalArgumentException if the text is not such a number or exceeds 64 bits
+     * @throws IommuException {@code EINVAL} if the text is not such a number or exceeds 64 bits
      */
-    public static long u64(String what, String text) {
+    public static long u64(String what, String text) throws IommuException {
         if (text == null || text.isBlank()) {
-            throw new IllegalArgumentException(what + ": missing number");
+            throw new IommuException(Errno.EINVAL, what + ": missing number");
         }
         String t = text.trim().replace("_", "");
         try {
@@ -29,7 +32,7 @@ public final class Numbers {
             }
             return Long.parseUnsignedLong(t);
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(what + ": '" + text
+            throw new IommuException(Errno.EINVAL, what + ": '" + text
                     + "' is not a decimal or 0x-hex number within unsigned 64 bits");
         }
     }
@@ -39,12 +42,12 @@ public final class Numbers {
      * @param text as for {@link #u64}
      * @param max the largest allowed value (unsigned compare)
      * @return the value
-     * @throws IllegalArgumentException if not a number or above {@code max}
+     * @throws IommuException {@code EINVAL} if not a number or above {@code max}
      */
-    public static long u64(String what, String text, long max) {
+    public static long u64(String what, String text, long max) throws IommuException {
         long value = u64(what, text);
         if (Long.compareUnsigned(value, max) > 0) {
-            throw new IllegalArgumentException(String.format("%s: %s exceeds the maximum 0x%x", what, text, max));
+            throw new IommuException(Errno.EINVAL, String.format("%s: %s exceeds the maximum 0x%x", what, text, max));
         }
         return value;
     }
@@ -53,8 +56,9 @@ public final class Numbers {
      * @param what the argument's name
      * @param text as for {@link #u64}, at most 2^32 - 1
      * @return the value as an (unsigned) int
+     * @throws IommuException {@code EINVAL} if not a number or above 2^32 - 1
      */
-    public static int u32(String what, String text) {
+    public static int u32(String what, String text) throws IommuException {
         return (int) u64(what, text, 0xffff_ffffL);
     }
 
@@ -62,8 +66,9 @@ public final class Numbers {
      * @param what the argument's name
      * @param text as for {@link #u64}, at most {@link Integer#MAX_VALUE}
      * @return the value
+     * @throws IommuException {@code EINVAL} if not a number or above {@link Integer#MAX_VALUE}
      */
-    public static int nonNegativeInt(String what, String text) {
+    public static int nonNegativeInt(String what, String text) throws IommuException {
         return (int) u64(what, text, Integer.MAX_VALUE);
     }
 

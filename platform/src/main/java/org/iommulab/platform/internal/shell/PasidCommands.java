@@ -120,7 +120,7 @@ public final class PasidCommands {
         return space.set(owner).orElseThrow(() -> new IommuException(Errno.ENOENT, "no PASID set for owner '" + owner + "'"));
     }
 
-    private static int pasid(String what, String text) {
+    private static int pasid(String what, String text) throws IommuException {
         return (int) Numbers.u64(what, text, Integer.MAX_VALUE);
     }
 

@@ -2,6 +2,7 @@ package org.iommulab.platform.internal.shell;
 
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
+import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.spi.IommuInstance;
 import org.iommulab.api.spi.IommuRegistry;
@@ -78,7 +79,7 @@ public final class RegisterCommands {
         int s = (int) Numbers.u64("size", size, 8);
         long v = Numbers.u64("value", value);
         if (s == 4 && Long.compareUnsigned(v, 0xffff_ffffL) > 0) {
-            throw new IllegalArgumentException(String.format("value 0x%x does not fit a 4-byte register", v));
+            throw new IommuException(Errno.EINVAL, String.format("value 0x%x does not fit a 4-byte register", v));
         }
         instance.mmioWrite(Numbers.u64("offset", offset), v, s);
     }

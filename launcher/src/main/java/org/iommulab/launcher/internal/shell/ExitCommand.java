@@ -1,4 +1,4 @@
-package org.iommulab.launcher.internal.demo;
+package org.iommulab.launcher.internal.shell;
 
 import org.apache.felix.service.command.Descriptor;
 import org.osgi.framework.BundleContext;
