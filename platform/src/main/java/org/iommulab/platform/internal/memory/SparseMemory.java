@@ -16,8 +16,11 @@ import org.iommulab.api.memory.PhysicalMemory;
  * them cost memory. Nodes and pages are published with compare-and-set, so concurrent first writes
  * to a page agree on one page.
  *
- * <p>Aligned 8-byte accesses go through a little-endian {@link VarHandle} view with acquire/release
- * semantics and compare-and-set; nothing on the access path allocates.
+ * <p>A page is a {@code long[512]} of little-endian 64-bit words. Long-array elements are always
+ * naturally aligned, so aligned 8-byte accesses get acquire/release semantics and compare-and-set on
+ * every JVM (byte-array views lose those modes on recent JDKs). A write of fewer than 8 bytes
+ * updates its word with a compare-and-set loop, so concurrent writes to different bytes of one word
+ * are never lost, as on real memory. Nothing on the access paths allocates.
  *
  * <p>Thread safe. Usable outside OSGi (unit tests of other modules).
  */
@@ -27,26 +30,24 @@ public final class SparseMemory implements PhysicalMemory {
     /** Page size in bytes. */
     public static final int PAGE_SIZE = 1 << PAGE_SHIFT;
     private static final int PAGE_MASK = PAGE_SIZE - 1;
+    private static final int WORDS = PAGE_SIZE / 8;
 
     private static final int NODE_BITS = 13;
     private static final int NODE_MASK = (1 << NODE_BITS) - 1;
     private static final int TOP_SHIFT = 2 * NODE_BITS;
 
-    private static final VarHandle LONG = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
-    private static final VarHandle INT = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
-    private static final VarHandle TOP = MethodHandles.arrayElementVarHandle(byte[][][][].class);
-    private static final VarHandle MID = MethodHandles.arrayElementVarHandle(byte[][][].class);
-    private static final VarHandle LEAF = MethodHandles.arrayElementVarHandle(byte[][].class);
+    private static final VarHandle WORD = MethodHandles.arrayElementVarHandle(long[].class);
+    /** Plain 8-byte views of caller byte arrays (supported at any alignment on every JDK). */
+    private static final VarHandle BYTES_AS_LONG = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle TOP = MethodHandles.arrayElementVarHandle(long[][][][].class);
+    private static final VarHandle MID = MethodHandles.arrayElementVarHandle(long[][][].class);
+    private static final VarHandle LEAF = MethodHandles.arrayElementVarHandle(long[][].class);
 
-    /**
-     * Whether the JVM lays out byte arrays so that 8-byte aligned offsets are aligned in memory
-     * (true on 64-bit HotSpot with default headers). Without it atomic view modes throw, and we
-     * fall back to locking the page for compare-and-set.
-     */
-    private static final boolean ALIGNED_VIEW = probeAlignedView();
+    /** Scratch for overlapping copies that must run backwards; one page per thread. */
+    private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[PAGE_SIZE]);
 
     private final int addressBits;
-    private final byte[][][][] top;
+    private final long[][][][] top;
     private final AtomicLong backedPages = new AtomicLong();
 
     /**
@@ -58,17 +59,7 @@ public final class SparseMemory implements PhysicalMemory {
         }
         this.addressBits = addressBits;
         int frameBits = addressBits - PAGE_SHIFT;
-        this.top = new byte[1 << Math.max(1, frameBits - TOP_SHIFT)][][][];
-    }
-
-    private static boolean probeAlignedView() {
-        try {
-            byte[] probe = new byte[16];
-            LONG.setRelease(probe, 0, 1L);
-            return LONG.compareAndSet(probe, 8, 0L, 1L);
-        } catch (IllegalStateException e) {
-            return false;
-        }
+        this.top = new long[1 << Math.max(1, frameBits - TOP_SHIFT)][][][];
     }
 
     @Override
@@ -99,31 +90,31 @@ public final class SparseMemory implements PhysicalMemory {
         }
     }
 
-    private byte[] pageOrNull(long address) {
+    private long[] pageOrNull(long address) {
         long frame = address >>> PAGE_SHIFT;
-        byte[][][] mid = (byte[][][]) TOP.getAcquire(top, (int) (frame >>> TOP_SHIFT));
+        long[][][] mid = (long[][][]) TOP.getAcquire(top, (int) (frame >>> TOP_SHIFT));
         if (mid == null) {
             return null;
         }
-        byte[][] leaf = (byte[][]) MID.getAcquire(mid, (int) (frame >>> NODE_BITS) & NODE_MASK);
+        long[][] leaf = (long[][]) MID.getAcquire(mid, (int) (frame >>> NODE_BITS) & NODE_MASK);
         if (leaf == null) {
             return null;
         }
-        return (byte[]) LEAF.getAcquire(leaf, (int) frame & NODE_MASK);
+        return (long[]) LEAF.getAcquire(leaf, (int) frame & NODE_MASK);
     }
 
-    private byte[] readablePage(long address) {
+    private long[] readablePage(long address) {
         checkRange(address);
-        byte[] page = pageOrNull(address);
+        long[] page = pageOrNull(address);
         if (page == null) {
             throw new MemoryAccessException(Reason.UNBACKED, address);
         }
         return page;
     }
 
-    private byte[] writablePage(long address) {
+    private long[] writablePage(long address) {
         checkRange(address);
-        byte[] page = pageOrNull(address);
+        long[] page = pageOrNull(address);
         return page != null ? page : createPage(address, null);
     }
 
@@ -131,36 +122,35 @@ public final class SparseMemory implements PhysicalMemory {
      * Installs a page at {@code address}: {@code replacement} if given (replacing any page), else a
      * new zero page unless one exists.
      */
-    private byte[] createPage(long address, byte[] replacement) {
+    private long[] createPage(long address, long[] replacement) {
         long frame = address >>> PAGE_SHIFT;
         int t = (int) (frame >>> TOP_SHIFT);
-        byte[][][] mid = (byte[][][]) TOP.getAcquire(top, t);
+        long[][][] mid = (long[][][]) TOP.getAcquire(top, t);
         if (mid == null) {
-            byte[][][] fresh = new byte[1 << NODE_BITS][][];
-            mid = (byte[][][]) TOP.compareAndExchange(top, t, null, fresh);
+            long[][][] fresh = new long[1 << NODE_BITS][][];
+            mid = (long[][][]) TOP.compareAndExchange(top, t, null, fresh);
             if (mid == null) {
                 mid = fresh;
             }
         }
         int m = (int) (frame >>> NODE_BITS) & NODE_MASK;
-        byte[][] leaf = (byte[][]) MID.getAcquire(mid, m);
+        long[][] leaf = (long[][]) MID.getAcquire(mid, m);
         if (leaf == null) {
-            byte[][] fresh = new byte[1 << NODE_BITS][];
-            leaf = (byte[][]) MID.compareAndExchange(mid, m, null, fresh);
+            long[][] fresh = new long[1 << NODE_BITS][];
+            leaf = (long[][]) MID.compareAndExchange(mid, m, null, fresh);
             if (leaf == null) {
                 leaf = fresh;
             }
         }
         int l = (int) frame & NODE_MASK;
         if (replacement != null) {
-            byte[] old = (byte[]) LEAF.getAndSet(leaf, l, replacement);
-            if (old == null) {
+            if (LEAF.getAndSet(leaf, l, replacement) == null) {
                 backedPages.incrementAndGet();
             }
             return replacement;
         }
-        byte[] fresh = new byte[PAGE_SIZE];
-        byte[] page = (byte[]) LEAF.compareAndExchange(leaf, l, null, fresh);
+        long[] fresh = new long[WORDS];
+        long[] page = (long[]) LEAF.compareAndExchange(leaf, l, null, fresh);
         if (page == null) {
             backedPages.incrementAndGet();
             return fresh;
@@ -179,7 +169,7 @@ public final class SparseMemory implements PhysicalMemory {
     public void installZeroPages(long address, long length) {
         checkRange(address, length);
         for (long a = address; a < address + length; a += PAGE_SIZE) {
-            createPage(a, new byte[PAGE_SIZE]);
+            createPage(a, new long[WORDS]);
         }
     }
 
@@ -193,15 +183,60 @@ public final class SparseMemory implements PhysicalMemory {
         checkRange(address, length);
         for (long a = address; a < address + length; a += PAGE_SIZE) {
             long frame = a >>> PAGE_SHIFT;
-            byte[][][] mid = (byte[][][]) TOP.getAcquire(top, (int) (frame >>> TOP_SHIFT));
+            long[][][] mid = (long[][][]) TOP.getAcquire(top, (int) (frame >>> TOP_SHIFT));
             if (mid == null) {
                 continue;
             }
-            byte[][] leaf = (byte[][]) MID.getAcquire(mid, (int) (frame >>> NODE_BITS) & NODE_MASK);
+            long[][] leaf = (long[][]) MID.getAcquire(mid, (int) (frame >>> NODE_BITS) & NODE_MASK);
             if (leaf != null && LEAF.getAndSet(leaf, (int) frame & NODE_MASK, null) != null) {
                 backedPages.decrementAndGet();
             }
         }
+    }
+
+    // ---- word helpers ------------------------------------------------------------------------
+
+    private static long word(long[] page, int index) {
+        return (long) WORD.getAcquire(page, index);
+    }
+
+    /** Replaces the bits of {@code mask} in a word, atomically with respect to other writers. */
+    private static void storeBits(long[] page, int index, long value, long mask) {
+        if (mask == -1L) {
+            WORD.setRelease(page, index, value);
+            return;
+        }
+        long old;
+        do {
+            old = (long) WORD.getVolatile(page, index);
+        } while (!WORD.compareAndSet(page, index, old, (old & ~mask) | (value & mask)));
+    }
+
+    /** Reads 8 bytes at an in-page offset with {@code offset + 8 <= PAGE_SIZE}. */
+    private static long load64(long[] page, int offset) {
+        int index = offset >>> 3;
+        int shift = (offset & 7) << 3;
+        if (shift == 0) {
+            return word(page, index);
+        }
+        return (word(page, index) >>> shift) | (word(page, index + 1) << (64 - shift));
+    }
+
+    /** Writes the low {@code size} bytes of {@code value} at an in-page offset that fits them. */
+    private static void storeBytes(long[] page, int offset, long value, int size) {
+        int index = offset >>> 3;
+        int shift = (offset & 7) << 3;
+        long mask = size == 8 ? -1L : (1L << (size << 3)) - 1;
+        int inFirst = Math.min(size, 8 - (offset & 7));
+        long firstMask = inFirst == 8 ? -1L : ((1L << (inFirst << 3)) - 1) << shift;
+        storeBits(page, index, value << shift, firstMask);
+        if (inFirst < size) {
+            storeBits(page, index + 1, (value & mask) >>> ((8 - (offset & 7)) << 3), mask >>> ((8 - (offset & 7)) << 3));
+        }
+    }
+
+    private static int loadByte(long[] page, int offset) {
+        return (int) (word(page, offset >>> 3) >>> ((offset & 7) << 3)) & 0xff;
     }
 
     // ---- PhysicalMemory --------------------------------------------------------------------
@@ -210,11 +245,7 @@ public final class SparseMemory implements PhysicalMemory {
     public long read64(long address) {
         int offset = (int) address & PAGE_MASK;
         if (offset <= PAGE_SIZE - 8) {
-            byte[] page = readablePage(address);
-            if ((offset & 7) == 0 && ALIGNED_VIEW) {
-                return (long) LONG.getAcquire(page, offset);
-            }
-            return (long) LONG.get(page, offset);
+            return load64(readablePage(address), offset);
         }
         return readAcross(address, 8);
     }
@@ -223,16 +254,7 @@ public final class SparseMemory implements PhysicalMemory {
     public void write64(long address, long value) {
         int offset = (int) address & PAGE_MASK;
         if (offset <= PAGE_SIZE - 8) {
-            byte[] page = writablePage(address);
-            if ((offset & 7) == 0 && ALIGNED_VIEW) {
-                LONG.setRelease(page, offset, value);
-            } else if ((offset & 7) == 0) {
-                synchronized (page) {
-                    LONG.set(page, offset, value);
-                }
-            } else {
-                LONG.set(page, offset, value);
-            }
+            storeBytes(writablePage(address), offset, value, 8);
             return;
         }
         checkRange(address, 8);
@@ -243,7 +265,11 @@ public final class SparseMemory implements PhysicalMemory {
     public int read32(long address) {
         int offset = (int) address & PAGE_MASK;
         if (offset <= PAGE_SIZE - 4) {
-            return (int) INT.get(readablePage(address), offset);
+            long[] page = readablePage(address);
+            if ((offset & 7) <= 4) {
+                return (int) (word(page, offset >>> 3) >>> ((offset & 7) << 3));
+            }
+            return (int) load64(page, offset);
         }
         return (int) readAcross(address, 4);
     }
@@ -252,7 +278,7 @@ public final class SparseMemory implements PhysicalMemory {
     public void write32(long address, int value) {
         int offset = (int) address & PAGE_MASK;
         if (offset <= PAGE_SIZE - 4) {
-            INT.set(writablePage(address), offset, value);
+            storeBytes(writablePage(address), offset, value & 0xffff_ffffL, 4);
             return;
         }
         checkRange(address, 4);
@@ -265,18 +291,8 @@ public final class SparseMemory implements PhysicalMemory {
             checkRange(address);
             throw new MemoryAccessException(Reason.MISALIGNED, address);
         }
-        byte[] page = readablePage(address);
-        int offset = (int) address & PAGE_MASK;
-        if (ALIGNED_VIEW) {
-            return LONG.compareAndSet(page, offset, expected, value);
-        }
-        synchronized (page) {
-            if ((long) LONG.get(page, offset) != expected) {
-                return false;
-            }
-            LONG.set(page, offset, value);
-            return true;
-        }
+        long[] page = readablePage(address);
+        return WORD.compareAndSet(page, ((int) address & PAGE_MASK) >>> 3, expected, value);
     }
 
     /** Reads {@code size} bytes little endian across a page boundary. */
@@ -285,7 +301,7 @@ public final class SparseMemory implements PhysicalMemory {
         long value = 0;
         for (int i = 0; i < size; i++) {
             long a = address + i;
-            value |= (readablePage(a)[(int) a & PAGE_MASK] & 0xffL) << (8 * i);
+            value |= (long) loadByte(readablePage(a), (int) a & PAGE_MASK) << (8 * i);
         }
         return value;
     }
@@ -294,7 +310,7 @@ public final class SparseMemory implements PhysicalMemory {
     private void writeAcross(long address, long value, int size) {
         for (int i = 0; i < size; i++) {
             long a = address + i;
-            writablePage(a)[(int) a & PAGE_MASK] = (byte) (value >>> (8 * i));
+            storeBytes(writablePage(a), (int) a & PAGE_MASK, value >>> (8 * i), 1);
         }
     }
 
@@ -307,8 +323,22 @@ public final class SparseMemory implements PhysicalMemory {
             long a = address + done;
             int inPage = (int) a & PAGE_MASK;
             int chunk = Math.min(length - done, PAGE_SIZE - inPage);
-            System.arraycopy(readablePage(a), inPage, dst, offset + done, chunk);
+            readChunk(readablePage(a), inPage, dst, offset + done, chunk);
             done += chunk;
+        }
+    }
+
+    private static void readChunk(long[] page, int from, byte[] dst, int at, int length) {
+        int i = 0;
+        while (i < length && ((from + i) & 7) != 0) {
+            dst[at + i] = (byte) loadByte(page, from + i);
+            i++;
+        }
+        for (; i + 8 <= length; i += 8) {
+            BYTES_AS_LONG.set(dst, at + i, word(page, (from + i) >>> 3));
+        }
+        for (; i < length; i++) {
+            dst[at + i] = (byte) loadByte(page, from + i);
         }
     }
 
@@ -321,8 +351,22 @@ public final class SparseMemory implements PhysicalMemory {
             long a = address + done;
             int inPage = (int) a & PAGE_MASK;
             int chunk = Math.min(length - done, PAGE_SIZE - inPage);
-            System.arraycopy(src, offset + done, writablePage(a), inPage, chunk);
+            writeChunk(src, offset + done, writablePage(a), inPage, chunk);
             done += chunk;
+        }
+    }
+
+    private static void writeChunk(byte[] src, int at, long[] page, int to, int length) {
+        int i = 0;
+        while (i < length && ((to + i) & 7) != 0) {
+            storeBytes(page, to + i, src[at + i], 1);
+            i++;
+        }
+        for (; i + 8 <= length; i += 8) {
+            WORD.setRelease(page, (to + i) >>> 3, (long) BYTES_AS_LONG.get(src, at + i));
+        }
+        for (; i < length; i++) {
+            storeBytes(page, to + i, src[at + i], 1);
         }
     }
 
@@ -345,15 +389,18 @@ public final class SparseMemory implements PhysicalMemory {
             while (done < length) {
                 long s = src + done;
                 long d = dst + done;
-                int chunk = chunk(s, d, length - done);
-                System.arraycopy(readablePage(s), (int) s & PAGE_MASK, writablePage(d), (int) d & PAGE_MASK, chunk);
+                int inS = PAGE_SIZE - ((int) s & PAGE_MASK);
+                int inD = PAGE_SIZE - ((int) d & PAGE_MASK);
+                int chunk = (int) Math.min(length - done, Math.min(inS, inD));
+                copyChunk(readablePage(s), (int) s & PAGE_MASK, writablePage(d), (int) d & PAGE_MASK, chunk);
                 done += chunk;
             }
             return;
         }
+        // dst overlaps the end of src: copy chunks from the end, each read whole before it is written.
+        byte[] scratch = SCRATCH.get();
         long left = length;
         while (left > 0) {
-            // copy the chunk that ends at src + left, so overlapping bytes are read before written
             long sEnd = src + left;
             long dEnd = dst + left;
             int inS = (int) ((sEnd - 1) & PAGE_MASK) + 1;
@@ -361,15 +408,36 @@ public final class SparseMemory implements PhysicalMemory {
             int chunk = (int) Math.min(left, Math.min(inS, inD));
             long s = sEnd - chunk;
             long d = dEnd - chunk;
-            System.arraycopy(readablePage(s), (int) s & PAGE_MASK, writablePage(d), (int) d & PAGE_MASK, chunk);
+            readChunk(readablePage(s), (int) s & PAGE_MASK, scratch, 0, chunk);
+            writeChunk(scratch, 0, writablePage(d), (int) d & PAGE_MASK, chunk);
             left -= chunk;
         }
     }
 
-    private static int chunk(long s, long d, long left) {
-        int inS = PAGE_SIZE - ((int) s & PAGE_MASK);
-        int inD = PAGE_SIZE - ((int) d & PAGE_MASK);
-        return (int) Math.min(left, Math.min(inS, inD));
+    /**
+     * Copies within one source and one destination page, lowest address first (safe when the
+     * destination does not overlap the source's tail). Words move whole when both offsets share
+     * their alignment; otherwise each destination word is assembled from two source words.
+     */
+    private static void copyChunk(long[] from, int s, long[] to, int d, int length) {
+        int i = 0;
+        while (i < length && ((d + i) & 7) != 0) {
+            storeBytes(to, d + i, loadByte(from, s + i), 1);
+            i++;
+        }
+        int words = (length - i) >>> 3;
+        if (((s + i) & 7) == 0) {
+            System.arraycopy(from, (s + i) >>> 3, to, (d + i) >>> 3, words);
+            i += words << 3;
+            VarHandle.releaseFence();
+        } else {
+            for (; i + 8 <= length; i += 8) {
+                WORD.setRelease(to, (d + i) >>> 3, load64(from, s + i));
+            }
+        }
+        for (; i < length; i++) {
+            storeBytes(to, d + i, loadByte(from, s + i), 1);
+        }
     }
 
     @Override
@@ -378,12 +446,25 @@ public final class SparseMemory implements PhysicalMemory {
             return;
         }
         checkRange(address, length);
+        long pattern = (value & 0xffL) * 0x0101_0101_0101_0101L;
         long done = 0;
         while (done < length) {
             long a = address + done;
             int inPage = (int) a & PAGE_MASK;
             int chunk = (int) Math.min(length - done, PAGE_SIZE - inPage);
-            Arrays.fill(writablePage(a), inPage, inPage + chunk, value);
+            long[] page = writablePage(a);
+            int i = 0;
+            while (i < chunk && ((inPage + i) & 7) != 0) {
+                storeBytes(page, inPage + i, value, 1);
+                i++;
+            }
+            int words = (chunk - i) >>> 3;
+            Arrays.fill(page, (inPage + i) >>> 3, ((inPage + i) >>> 3) + words, pattern);
+            VarHandle.releaseFence();
+            i += words << 3;
+            for (; i < chunk; i++) {
+                storeBytes(page, inPage + i, value, 1);
+            }
             done += chunk;
         }
     }

@@ -18,6 +18,8 @@ final class PasidSetImpl implements PasidSet {
     private final int quota;
     /** Guarded by {@code space}. */
     final BitSet members = new BitSet();
+    /** Guarded by {@code space}: the cardinality of {@link #members}, kept so quota checks cost O(1). */
+    int count;
     /** Guarded by {@code space}. */
     boolean closed;
 

@@ -37,6 +37,8 @@ public final class PasidSpaceImpl implements PasidSpace {
     private final List<PasidListener> listeners = new CopyOnWriteArrayList<>();
     private int nextSetId = 1;
     private int reserved;
+    /** Every PASID below this is allocated: searches for the lowest free PASID start here. */
+    private int lowestMaybeFree = 1;
 
     /** Creates an empty space (PASID 0 is reserved and never allocated). */
     public PasidSpaceImpl() {
@@ -116,10 +118,10 @@ public final class PasidSpaceImpl implements PasidSpace {
         }
         synchronized (this) {
             checkOpen(set);
-            if (set.members.cardinality() >= set.quota()) {
+            if (set.count >= set.quota()) {
                 throw new IommuException(Errno.ENOSPC, "PASID set of '" + set.owner() + "' is at its quota of " + set.quota());
             }
-            int pasid = used.nextClear(min, max);
+            int pasid = used.nextClear(Math.max(min, lowestMaybeFree), max);
             if (pasid < 0) {
                 if (min == max) {
                     throw new IommuException(Errno.EBUSY, "PASID " + min + " is in use");
@@ -129,6 +131,10 @@ public final class PasidSpaceImpl implements PasidSpace {
             used.set(pasid);
             owners.put(pasid, set);
             set.members.set(pasid);
+            set.count++;
+            if (pasid == lowestMaybeFree) {
+                lowestMaybeFree = pasid + 1;
+            }
             return pasid;
         }
     }
@@ -166,7 +172,7 @@ public final class PasidSpaceImpl implements PasidSpace {
     }
 
     synchronized int size(PasidSetImpl set) {
-        return set.members.cardinality();
+        return set.count;
     }
 
     synchronized int[] pasids(PasidSetImpl set) {
@@ -206,6 +212,8 @@ public final class PasidSpaceImpl implements PasidSpace {
         used.clear(pasid);
         owners.remove(pasid);
         set.members.clear(pasid);
+        set.count--;
+        lowestMaybeFree = Math.min(lowestMaybeFree, pasid);
     }
 
     private void notifyFreed(PasidSetImpl set, int pasid) {

@@ -22,15 +22,14 @@ public final class Numbers {
             throw new IommuException(Errno.EINVAL, what + ": missing number");
         }
         String t = text.trim().replace("_", "");
+        boolean hex = t.startsWith("0x") || t.startsWith("0X");
+        String digits = hex ? t.substring(2) : t;
         try {
-            if (t.startsWith("0x") || t.startsWith("0X")) {
-                String digits = t.substring(2);
-                if (digits.isEmpty() || digits.length() > 16) {
-                    throw new NumberFormatException();
-                }
-                return Long.parseUnsignedLong(digits, 16);
+            // parseUnsignedLong accepts a leading '+'; a shell number is digits only.
+            if (digits.isEmpty() || !Character.isLetterOrDigit(digits.charAt(0))) {
+                throw new NumberFormatException();
             }
-            return Long.parseUnsignedLong(t);
+            return Long.parseUnsignedLong(digits, hex ? 16 : 10);
         } catch (NumberFormatException e) {
             throw new IommuException(Errno.EINVAL, what + ": '" + text
                     + "' is not a decimal or 0x-hex number within unsigned 64 bits");
