@@ -34,6 +34,7 @@ public final class IoPageTable {
     private final FrameAllocator frames;
     private final FlushOps flush;
     private final long root;
+    private final long pageSizes;
     private final ReentrantLock lock = new ReentrantLock();
     /** Valid entries per non-root table, by table address. Guarded by {@link #lock}. */
     private final Map<Long, int[]> counts = new HashMap<>();
@@ -41,8 +42,9 @@ public final class IoPageTable {
     private boolean destroyed;
 
     private IoPageTable(PageTableFormat format, PhysicalMemory memory, FrameAllocator frames, FlushOps flush, long root,
-            long rootFrames) {
+            long rootFrames, long pageSizes) {
         this.format = format;
+        this.pageSizes = pageSizes;
         this.memory = memory;
         this.frames = frames;
         this.flush = flush;
@@ -62,9 +64,36 @@ public final class IoPageTable {
      */
     public static IoPageTable create(PageTableFormat format, PhysicalMemory memory, FrameAllocator frames,
             FlushOps flush) throws IommuException {
+        return create(format, memory, frames, flush, format.pageSizes());
+    }
+
+    /**
+     * Allocates an empty root table whose mappings use only some of the format's page sizes
+     * (Linux's {@code pgsize_bitmap}).
+     *
+     * @param format the format
+     * @param memory where the tables live
+     * @param frames where table frames come from
+     * @param flush told of stale ranges
+     * @param pageSizes bitmap of page sizes {@link #map} may use; must include the granule
+     * @return the table
+     * @throws IommuException {@code EINVAL} if the bitmap lacks the granule or has sizes the format
+     *     cannot map, {@code ENOMEM} if the root cannot be allocated
+     */
+    public static IoPageTable create(PageTableFormat format, PhysicalMemory memory, FrameAllocator frames,
+            FlushOps flush, long pageSizes) throws IommuException {
+        if ((pageSizes & (1L << format.granuleShift())) == 0 || (pageSizes & ~format.pageSizes()) != 0) {
+            throw new IommuException(Errno.EINVAL, String.format("page sizes 0x%x must include the granule and be a subset of 0x%x",
+                    pageSizes, format.pageSizes()));
+        }
         int rootFrames = framesFor(format.tableBytes(0));
         long root = frames.allocateFrames(rootFrames);
-        return new IoPageTable(format, memory, frames, flush, root, rootFrames);
+        return new IoPageTable(format, memory, frames, flush, root, rootFrames, pageSizes);
+    }
+
+    /** @return the bitmap of page sizes {@link #map} uses (bit n: 2^n bytes) */
+    public long pageSizes() {
+        return pageSizes;
     }
 
     private static int framesFor(long bytes) {
@@ -150,7 +179,7 @@ public final class IoPageTable {
                 continue;
             }
             long page = 1L << format.pageShift(depth);
-            if (((iova | pa) & (page - 1)) == 0 && Long.compareUnsigned(remaining, page) >= 0
+            if ((pageSizes & page) != 0 && ((iova | pa) & (page - 1)) == 0 && Long.compareUnsigned(remaining, page) >= 0
                     && install(iova, pa, depth, prot)) {
                 return page;
             }

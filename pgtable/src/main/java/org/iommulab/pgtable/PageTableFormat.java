@@ -150,6 +150,48 @@ public interface PageTableFormat {
      */
     long encodeLeaf(long address, int depth, int prot);
 
+    /**
+     * Decodes an entry for people ({@code iommu:explain}); not on the hot path.
+     *
+     * @param entry the raw entry
+     * @param depth its depth
+     * @return for example {@code "table -> 0x7000"} or {@code "2 MiB page -> 0x80000000 rw user A D"}
+     */
+    default String describe(long entry, int depth) {
+        switch (classify(entry, depth)) {
+            case INVALID:
+                return "not present";
+            case RESERVED:
+                return "malformed (reserved bits or a leaf where none is allowed)";
+            case TABLE:
+                return String.format("table -> 0x%x", tableAddress(entry, depth));
+            default:
+                int p = permissions(Perm.ALL, entry, depth, true);
+                return String.format("%s -> 0x%x %s%s%s", sizeName(pageShift(depth)), leafAddress(entry, depth),
+                        org.iommulab.api.translation.Access.toString(Perm.toAccess(p)),
+                        (p & Perm.USER) != 0 ? " user" : "", flags(entry, depth));
+        }
+    }
+
+    /**
+     * @param entry a leaf entry
+     * @param depth its depth
+     * @return extra flags worth showing (accessed, dirty, ...), each preceded by a space; may be empty
+     */
+    default String flags(long entry, int depth) {
+        return "";
+    }
+
+    /**
+     * @param shift log2 of a size in bytes
+     * @return "4 KiB page", "2 MiB page", "1 GiB page", ...
+     */
+    static String sizeName(int shift) {
+        String[] units = {"B", "KiB", "MiB", "GiB", "TiB"};
+        int unit = Math.min(shift / 10, units.length - 1);
+        return (1L << (shift - unit * 10)) + " " + units[unit] + " page";
+    }
+
     /** @return log2 of the size covered by one entry at {@code depth}: {@code indexShift(depth)} */
     default int pageShift(int depth) {
         return indexShift(depth);

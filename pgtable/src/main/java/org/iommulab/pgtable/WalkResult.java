@@ -39,6 +39,8 @@ public final class WalkResult {
     private final String[] stepLevel = new String[MAX_STEPS];
     private final long[] stepAddress = new long[MAX_STEPS];
     private final long[] stepEntry = new long[MAX_STEPS];
+    private final int[] stepDepth = new int[MAX_STEPS];
+    private final PageTableFormat[] stepFormat = new PageTableFormat[MAX_STEPS];
 
     void start(long address) {
         success = false;
@@ -81,11 +83,13 @@ public final class WalkResult {
         faultFetchDepth = stage1Depth;
     }
 
-    void record(int nest, Stage stage, String level, long address, long entry) {
+    void record(int nest, PageTableFormat format, int depth, long address, long entry) {
         if (steps < MAX_STEPS) {
             stepNest[steps] = nest;
-            stepStage[steps] = stage;
-            stepLevel[steps] = level;
+            stepStage[steps] = format.stage();
+            stepLevel[steps] = format.levelName(depth);
+            stepDepth[steps] = depth;
+            stepFormat[steps] = format;
             stepAddress[steps] = address;
             stepEntry[steps] = entry;
             steps++;
@@ -227,7 +231,7 @@ public final class WalkResult {
             s.level = stepLevel[i];
             s.address = stepAddress[i];
             s.entry = stepEntry[i];
-            s.meaning = "";
+            s.meaning = stepFormat[i].describe(stepEntry[i], stepDepth[i]);
             list.add(s);
         }
         WalkStepDTO r = new WalkStepDTO();

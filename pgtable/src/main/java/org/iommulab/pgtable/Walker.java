@@ -103,7 +103,7 @@ public final class Walker {
             } catch (MemoryAccessException e) {
                 return out.fail(WalkFault.TABLE_FETCH, f.stage(), depth, f.levelName(depth), address, entryAddress);
             }
-            out.record(nest, f.stage(), f.levelName(depth), entryAddress, entry);
+            out.record(nest, f, depth, entryAddress, entry);
             PageTableFormat.EntryType type = f.classify(entry, depth);
             if (type == PageTableFormat.EntryType.INVALID) {
                 return out.fail(WalkFault.NOT_PRESENT, f.stage(), depth, f.levelName(depth), address, entryAddress);

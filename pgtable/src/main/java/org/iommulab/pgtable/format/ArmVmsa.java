@@ -159,4 +159,9 @@ abstract class ArmVmsa implements PageTableFormat {
     final boolean dirtyByModifier(long entry) {
         return hardwareDirty && (entry & DBM) != 0;
     }
+
+    @Override
+    public String flags(long entry, int depth) {
+        return ((entry & AF) != 0 ? " AF" : " !AF") + ((entry & DBM) != 0 ? " DBM" : "");
+    }
 }

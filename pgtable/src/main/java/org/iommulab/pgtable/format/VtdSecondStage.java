@@ -219,4 +219,9 @@ public final class VtdSecondStage implements PageTableFormat {
         }
         return e;
     }
+
+    @Override
+    public String flags(long entry, int depth) {
+        return ((entry & A) != 0 ? " A" : "") + ((entry & D) != 0 ? " D" : "") + ((entry & SNP) != 0 ? " SNP" : "");
+    }
 }

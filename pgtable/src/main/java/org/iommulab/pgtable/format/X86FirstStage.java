@@ -225,6 +225,11 @@ public final class X86FirstStage implements PageTableFormat {
         return e;
     }
 
+    @Override
+    public String flags(long entry, int depth) {
+        return ((entry & A) != 0 ? " A" : "") + ((entry & D) != 0 ? " D" : "") + ((entry & G) != 0 ? " G" : "");
+    }
+
     /** @return whether 1 GiB pages are supported */
     public boolean pages1g() {
         return pages1g;
