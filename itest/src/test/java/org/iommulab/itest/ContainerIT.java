@@ -66,7 +66,8 @@ public class ContainerIT {
             }
         }
         assertTrue("inactive bundles: " + inactive, inactive.isEmpty());
-        for (String bsn : new String[] {"org.iommulab.api", "org.iommulab.platform", "org.iommulab.launcher"}) {
+        for (String bsn : new String[] {"org.iommulab.api", "org.iommulab.platform", "org.iommulab.pgtable",
+                "org.iommulab.launcher"}) {
             assertTrue(bsn + " is installed", Arrays.stream(context.getBundles()).anyMatch(b -> bsn.equals(b.getSymbolicName())));
         }
     }
