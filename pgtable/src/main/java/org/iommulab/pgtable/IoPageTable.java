@@ -139,7 +139,7 @@ public final class IoPageTable {
         if ((pa & (granule - 1)) != 0) {
             throw new IommuException(Errno.EINVAL, String.format("physical address 0x%x is not aligned to 0x%x", pa, granule));
         }
-        if (pa + size - 1 < pa || (pa + size - 1) >>> format.outputBits() != 0) {
+        if (Long.compareUnsigned(pa + size - 1, pa) < 0 || (pa + size - 1) >>> format.outputBits() != 0) {
             throw new IommuException(Errno.EINVAL, String.format("physical range 0x%x+0x%x exceeds %d bits", pa, size,
                     format.outputBits()));
         }
@@ -159,11 +159,13 @@ public final class IoPageTable {
                     done += mapOne(iova + done, pa + done, size - done, prot);
                 }
             } catch (IommuException e) {
-                if (done > 0) {
-                    // A DMA may already have cached part of the half-made mapping: flush it too.
-                    long[] stats = {0, Long.MAX_VALUE, 0};
-                    removeRange(root, 0, iova, iova + done - 1, stats);
-                    flush.flushLeaves(iova, done, stats[1]);
+                // The range was empty before this call: clearing all of it removes what this call
+                // mapped and frees the tables it created, including empty ones for the failing page.
+                long[] stats = {0, Long.MAX_VALUE, 0};
+                removeRange(root, 0, iova, iova + size - 1, stats);
+                if (stats[0] > 0) {
+                    // A DMA may already have cached part of the half-made mapping.
+                    flush.flushLeaves(iova, size, stats[1]);
                 }
                 throw e;
             }

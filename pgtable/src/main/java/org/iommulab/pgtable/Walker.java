@@ -11,9 +11,13 @@ import org.iommulab.api.translation.Stage;
  * translated by stage 2 before it is read, and the stage-1 output is translated by stage 2.
  *
  * <p>Order of checks at a leaf follows the architectures: a non-present or malformed entry, then
- * the output size, then the access flag, then permissions; accessed/dirty flags are set (with an
- * atomic compare-and-set, as hardware does) only for an access that is allowed. Every walk is
- * bounded by the format's level count.
+ * the output size, then the access flag, then permissions. Flags are set with an atomic
+ * compare-and-set, as hardware does: the accessed flag of each table entry as the walk uses it
+ * (Intel SDM Vol. 3A §4.8: set whenever the entry is used, even if the walk faults further down),
+ * and the leaf's accessed/dirty flags only for an access that is allowed. When a nested walk must
+ * update a stage-1 entry whose stage-2 mapping is read-only, the walk fails with a stage-2 write
+ * permission fault during the table walk, as both architectures report it. Every walk is bounded by
+ * the format's level count.
  *
  * <p>Stateless and thread safe; a walk allocates nothing (state lives in the caller's
  * {@link WalkResult}).
@@ -88,13 +92,16 @@ public final class Walker {
         int levels = f.levels();
         for (int depth = 0; depth < levels; depth++) {
             long entryAddress = table + ((long) f.index(address, depth) << 3);
+            long entryIntermediate = entryAddress;
             int fetchPerms = Perm.ALL;
+            int fetchShift = 0;
             if (s2 != null) {
                 if (!walkStage(memory, s2, s2Root, entryAddress, Access.READ | Access.PRIV, update, out, nest + 1, null, 0)) {
                     out.markTableFetch(depth);
                     return false;
                 }
                 fetchPerms = out.permissions();
+                fetchShift = out.pageShift();
                 entryAddress = out.outputAddress();
             }
             long entry;
@@ -119,8 +126,11 @@ public final class Walker {
                     return out.fail(WalkFault.OUTPUT_RANGE, f.stage(), depth, f.levelName(depth), address, entryAddress);
                 }
                 perms = f.permissions(perms, entry, depth, false);
-                if (update && !markUsed(memory, f, entryAddress, entry, depth, false, false, fetchPerms)) {
-                    return out.fail(WalkFault.AD_UPDATE, f.stage(), depth, f.levelName(depth), address, entryAddress);
+                if (update) {
+                    int marked = markUsed(memory, f, entryAddress, entry, depth, false, false, fetchPerms);
+                    if (marked != MARKED) {
+                        return failUpdate(marked, out, f, depth, address, entryAddress, s2, entryIntermediate, fetchShift);
+                    }
                 }
                 table = next;
                 continue;
@@ -140,8 +150,11 @@ public final class Walker {
                 return out.fail(denied, f.stage(), depth, f.levelName(depth), address, entryAddress);
             }
             boolean write = (access & Access.WRITE) != 0;
-            if (update && !markUsed(memory, f, entryAddress, entry, depth, true, write, fetchPerms)) {
-                return out.fail(WalkFault.AD_UPDATE, f.stage(), depth, f.levelName(depth), address, entryAddress);
+            if (update) {
+                int marked = markUsed(memory, f, entryAddress, entry, depth, true, write, fetchPerms);
+                if (marked != MARKED) {
+                    return failUpdate(marked, out, f, depth, address, entryAddress, s2, entryIntermediate, fetchShift);
+                }
             }
             out.succeed(base | (address & ((1L << shift) - 1)), shift, perms);
             return true;
@@ -150,27 +163,46 @@ public final class Walker {
         return out.fail(WalkFault.RESERVED, f.stage(), levels - 1, f.levelName(levels - 1), address, table);
     }
 
+    private static final int MARKED = 0;
+    private static final int MEMORY_ABORT = 1;
+    private static final int STAGE2_DENIED = 2;
+
     /**
      * Sets accessed/dirty flags with a compare-and-set. A lost race means another agent changed the
      * entry after this walk read it: the walk stands as if it happened just before, as on hardware.
      *
-     * @return {@code false} if the entry's memory cannot be written (not backed, or a nested
-     *     stage-2 mapping without write permission)
+     * @return {@link #MARKED}, {@link #MEMORY_ABORT} if the entry's memory cannot be written, or
+     *     {@link #STAGE2_DENIED} if a nested stage-2 mapping of the entry is not writable
      */
-    private static boolean markUsed(PhysicalMemory memory, PageTableFormat f, long entryAddress, long entry, int depth,
+    private static int markUsed(PhysicalMemory memory, PageTableFormat f, long entryAddress, long entry, int depth,
             boolean leaf, boolean write, int fetchPerms) {
         long updated = f.markUsed(entry, depth, leaf, write);
         if (updated == entry) {
-            return true;
+            return MARKED;
         }
         if ((fetchPerms & Perm.WRITE) == 0) {
-            return false;
+            return STAGE2_DENIED;
         }
         try {
             memory.compareAndSet64(entryAddress, entry, updated);
-            return true;
+            return MARKED;
         } catch (MemoryAccessException e) {
+            return MEMORY_ABORT;
+        }
+    }
+
+    /** Reports a failed flag update: an abort in this stage, or stage 2 refusing the write. */
+    private static boolean failUpdate(int marked, WalkResult out, PageTableFormat f, int depth, long address,
+            long entryAddress, PageTableFormat s2, long entryIntermediate, int fetchShift) {
+        if (marked == STAGE2_DENIED) {
+            int s2Depth = s2.levels() - 1;
+            while (s2Depth > 0 && s2.pageShift(s2Depth) != fetchShift) {
+                s2Depth--;
+            }
+            out.fail(WalkFault.WRITE, s2.stage(), s2Depth, s2.levelName(s2Depth), entryIntermediate, entryAddress);
+            out.markTableFetch(depth);
             return false;
         }
+        return out.fail(WalkFault.AD_UPDATE, f.stage(), depth, f.levelName(depth), address, entryAddress);
     }
 }

@@ -13,7 +13,8 @@ import org.iommulab.pgtable.Perm;
  * <p>Stage-1 attributes (Arm ARM D8.3.1, D8.4): leaf AttrIndx 4:2, NS 5, AP[2:1] 7:6 (AP[1] grants
  * EL0 access, AP[2] makes the page read-only), SH 9:8, AF 10, nG 11, DBM 51, Contiguous 52, PXN
  * 53, UXN 54; table PXNTable 59, UXNTable 60, APTable 62:61 (bit 61 removes EL0 access, bit 62
- * removes write permission below).
+ * removes write permission below). Memory writable at EL0 (AP[2:1] = 0b01) is privileged execute
+ * never, as in the EL1&amp;0 translation regime.
  */
 public final class ArmStage1 extends ArmVmsa {
     /** AP[1]: unprivileged (EL0) access. */
@@ -99,6 +100,10 @@ public final class ArmStage1 extends ArmVmsa {
         }
         if ((entry & AP_RDONLY) != 0 && !dirtyByModifier(entry)) {
             p &= ~Perm.WRITE;
+        }
+        if ((entry & AP_UNPRIV) != 0 && (entry & AP_RDONLY) == 0) {
+            // EL1&0 regime: memory writable at EL0 is never executable at EL1 (AP[2:1] = 0b01).
+            p &= ~Perm.PRIV_EXEC;
         }
         if ((entry & UXN) != 0) {
             p &= ~Perm.EXEC;

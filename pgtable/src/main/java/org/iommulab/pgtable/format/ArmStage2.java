@@ -72,7 +72,7 @@ public final class ArmStage2 extends ArmVmsa {
 
     /** @return the number of concatenated tables at the start level (1 when none) */
     public int concatenatedTables() {
-        return Math.max(1, 1 << (rootBits - granule.bitsPerLevel()));
+        return 1 << Math.max(0, rootBits - granule.bitsPerLevel());
     }
 
     @Override

@@ -22,8 +22,13 @@ abstract class ArmVmsa implements PageTableFormat {
     static final long AF = 1L << 10;
     /** Dirty bit modifier. */
     static final long DBM = 1L << 51;
-    /** Output address bits 51:12 before masking to the granule. */
-    static final long ADDRESS_BITS = 0x000f_ffff_ffff_f000L;
+    /**
+     * Table address bits 51:12 before masking to the granule: without 52-bit addressing bits 51:48
+     * are RES0 in a table descriptor, kept here so that a non-zero value trips the output-size check.
+     */
+    static final long TABLE_ADDRESS_BITS = 0x000f_ffff_ffff_f000L;
+    /** Leaf output address bits 47:12 (bit 51 is DBM, bit 50 GP in block and page descriptors). */
+    static final long LEAF_ADDRESS_BITS = 0x0000_ffff_ffff_f000L;
 
     final ArmGranule granule;
     final int inputBits;
@@ -34,6 +39,7 @@ abstract class ArmVmsa implements PageTableFormat {
     final boolean hardwareAccess;
     final boolean hardwareDirty;
     final boolean accessFaultDisable;
+    private final String[] levelNames;
 
     ArmVmsa(ArmGranule granule, int inputBits, int outputBits, int startLevel, boolean hardwareAccess,
             boolean hardwareDirty, boolean accessFaultDisable) {
@@ -46,6 +52,10 @@ abstract class ArmVmsa implements PageTableFormat {
         this.hardwareAccess = hardwareAccess;
         this.hardwareDirty = hardwareDirty;
         this.accessFaultDisable = accessFaultDisable;
+        this.levelNames = new String[levels];
+        for (int d = 0; d < levels; d++) {
+            levelNames[d] = "L" + (startLevel + d); // precomputed: the walker asks on every step
+        }
     }
 
     static void checkOutputBits(int outputBits) throws IommuException {
@@ -101,7 +111,7 @@ abstract class ArmVmsa implements PageTableFormat {
 
     @Override
     public final String levelName(int depth) {
-        return "L" + level(depth);
+        return levelNames[depth];
     }
 
     @Override
@@ -127,12 +137,12 @@ abstract class ArmVmsa implements PageTableFormat {
 
     @Override
     public final long tableAddress(long entry, int depth) {
-        return entry & ADDRESS_BITS & -(1L << granule.shift());
+        return entry & TABLE_ADDRESS_BITS & -(1L << granule.shift());
     }
 
     @Override
     public final long leafAddress(long entry, int depth) {
-        return entry & ADDRESS_BITS & -(1L << indexShift(depth));
+        return entry & LEAF_ADDRESS_BITS & -(1L << indexShift(depth));
     }
 
     @Override
