@@ -4,7 +4,6 @@ import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.spi.IommuDomain;
 import org.iommulab.api.translation.Stage;
-import org.iommulab.pgtable.PageTableFormat;
 import org.iommulab.pgtable.Perm;
 import org.iommulab.pgtable.WalkFault;
 
@@ -17,7 +16,7 @@ import org.iommulab.pgtable.WalkFault;
  * above), A 8 and D 9 (when A/D tracking is enabled), SNP 11, address bits HAW-1:12, TM 62. An
  * entry is not present when R and W are both 0. R, W and X are ANDed across levels.
  */
-public final class VtdSecondStage implements PageTableFormat {
+public final class VtdSecondStage extends IntelPaging {
     /** Read. */
     public static final long R = 1L;
     /** Write. */
@@ -37,23 +36,18 @@ public final class VtdSecondStage implements PageTableFormat {
 
     private static final String[] NAMES = {"SL-PML5E", "SL-PML4E", "SL-PDPE", "SL-PDE", "SL-PTE"};
 
-    private final int levels;
-    private final int hostBits;
     private final boolean pages2m;
     private final boolean pages1g;
     private final boolean executeEnabled;
     private final boolean accessDirty;
-    private final long addressMask;
 
     private VtdSecondStage(int levels, int hostBits, boolean pages2m, boolean pages1g, boolean executeEnabled,
             boolean accessDirty) {
-        this.levels = levels;
-        this.hostBits = hostBits;
+        super(levels, hostBits);
         this.pages2m = pages2m;
         this.pages1g = pages1g;
         this.executeEnabled = executeEnabled;
         this.accessDirty = accessDirty;
-        this.addressMask = ((1L << hostBits) - 1) & ~0xfffL;
     }
 
     /**
@@ -78,10 +72,6 @@ public final class VtdSecondStage implements PageTableFormat {
         return new VtdSecondStage(aw + 2, hostBits, pages2m, pages1g, executeEnabled, accessDirty);
     }
 
-    private int level(int depth) {
-        return levels - depth;
-    }
-
     @Override
     public String name() {
         return "VT-d second stage, " + levels + "-level";
@@ -90,36 +80,6 @@ public final class VtdSecondStage implements PageTableFormat {
     @Override
     public Stage stage() {
         return Stage.STAGE2;
-    }
-
-    @Override
-    public int levels() {
-        return levels;
-    }
-
-    @Override
-    public int inputBits() {
-        return 12 + 9 * levels;
-    }
-
-    @Override
-    public int outputBits() {
-        return hostBits;
-    }
-
-    @Override
-    public int granuleShift() {
-        return 12;
-    }
-
-    @Override
-    public int indexShift(int depth) {
-        return 12 + 9 * (levels - 1 - depth);
-    }
-
-    @Override
-    public int indexBits(int depth) {
-        return 9;
     }
 
     @Override
@@ -137,30 +97,13 @@ public final class VtdSecondStage implements PageTableFormat {
         if ((entry & (R | W)) == 0) {
             return EntryType.INVALID;
         }
-        // Address bits 51:HAW and bit 63 are reserved; A/D are reserved without A/D tracking.
-        long reserved = (0x000f_ffff_ffff_f000L & ~addressMask) | (1L << 63);
+        // Address bits 51:HAW and bit 63 are reserved; in a super page bit 12 is reserved too.
+        long reserved = reservedAddressBits() | (1L << 63);
         int level = level(depth);
-        if (level == 1) {
-            return (entry & reserved) != 0 ? EntryType.RESERVED : EntryType.LEAF;
+        if (level > 1 && (entry & PS) != 0) {
+            reserved |= 1L << 12;
         }
-        if ((entry & PS) == 0) {
-            return (entry & reserved) != 0 ? EntryType.RESERVED : EntryType.TABLE;
-        }
-        if (level > 3 || (level == 3 && !pages1g) || (level == 2 && !pages2m)) {
-            return EntryType.RESERVED;
-        }
-        long pageReserved = level == 3 ? 0x3fff_f000L : 0x001f_f000L; // bits 29:12 / 20:12
-        return (entry & (reserved | pageReserved)) != 0 ? EntryType.RESERVED : EntryType.LEAF;
-    }
-
-    @Override
-    public long tableAddress(long entry, int depth) {
-        return entry & addressMask;
-    }
-
-    @Override
-    public long leafAddress(long entry, int depth) {
-        return entry & addressMask & -(1L << indexShift(depth));
+        return classifyPresent(entry, depth, reserved, (level == 2 && pages2m) || (level == 3 && pages1g));
     }
 
     @Override

@@ -4,7 +4,6 @@ import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.spi.IommuDomain;
 import org.iommulab.api.translation.Stage;
-import org.iommulab.pgtable.PageTableFormat;
 import org.iommulab.pgtable.Perm;
 import org.iommulab.pgtable.WalkFault;
 
@@ -18,7 +17,7 @@ import org.iommulab.pgtable.WalkFault;
  * execute-disable is enabled). R/W and U/S are ANDed and XD ORed across levels. Input addresses must
  * be canonical: bits 63 to 47 (57-bit: 63 to 56) equal.
  */
-public final class X86FirstStage implements PageTableFormat {
+public final class X86FirstStage extends IntelPaging {
     /** Present. */
     public static final long P = 1L;
     /** Read/write: writes allowed when set at every level. */
@@ -43,20 +42,15 @@ public final class X86FirstStage implements PageTableFormat {
     private static final String[] NAMES_5 = {"PML5E", "PML4E", "PDPTE", "PDE", "PTE"};
     private static final String[] NAMES_4 = {"PML4E", "PDPTE", "PDE", "PTE"};
 
-    private final int levels;
-    private final int physBits;
     private final boolean pages1g;
     private final boolean executeDisable;
     private final boolean userPages;
-    private final long addressMask;
 
     private X86FirstStage(int levels, int physBits, boolean pages1g, boolean executeDisable, boolean userPages) {
-        this.levels = levels;
-        this.physBits = physBits;
+        super(levels, physBits);
         this.pages1g = pages1g;
         this.executeDisable = executeDisable;
         this.userPages = userPages;
-        this.addressMask = ((1L << physBits) - 1) & ~0xfffL;
     }
 
     /**
@@ -80,11 +74,6 @@ public final class X86FirstStage implements PageTableFormat {
         return new X86FirstStage(levels, physBits, pages1g, executeDisable, userPages);
     }
 
-    /** The x86 paging level of a depth: 5 = PML5 ... 1 = PT. */
-    private int level(int depth) {
-        return levels - depth;
-    }
-
     @Override
     public String name() {
         return "x86-64 first stage, " + levels + "-level";
@@ -93,36 +82,6 @@ public final class X86FirstStage implements PageTableFormat {
     @Override
     public Stage stage() {
         return Stage.STAGE1;
-    }
-
-    @Override
-    public int levels() {
-        return levels;
-    }
-
-    @Override
-    public int inputBits() {
-        return 12 + 9 * levels;
-    }
-
-    @Override
-    public int outputBits() {
-        return physBits;
-    }
-
-    @Override
-    public int granuleShift() {
-        return 12;
-    }
-
-    @Override
-    public int indexShift(int depth) {
-        return 12 + 9 * (levels - 1 - depth);
-    }
-
-    @Override
-    public int indexBits(int depth) {
-        return 9;
     }
 
     @Override
@@ -144,30 +103,9 @@ public final class X86FirstStage implements PageTableFormat {
             return EntryType.INVALID;
         }
         // Address bits 51:M are reserved; bits 62:52 are ignored; bit 63 is XD or reserved.
-        long reserved = (0x000f_ffff_ffff_f000L & ~addressMask) | (executeDisable ? 0 : XD);
+        long reserved = reservedAddressBits() | (executeDisable ? 0 : XD);
         int level = level(depth);
-        if (level == 1) {
-            return (entry & reserved) != 0 ? EntryType.RESERVED : EntryType.LEAF;
-        }
-        if ((entry & PS) == 0) {
-            return (entry & reserved) != 0 ? EntryType.RESERVED : EntryType.TABLE;
-        }
-        // PS set: a page in a PDPT (1 GiB) or PD (2 MiB); reserved in PML4/PML5.
-        if (level >= 4 || (level == 3 && !pages1g)) {
-            return EntryType.RESERVED;
-        }
-        long pageReserved = level == 3 ? 0x3fff_e000L : 0x001f_e000L; // bits 29:13 / 20:13 (bit 12 is PAT)
-        return (entry & (reserved | pageReserved)) != 0 ? EntryType.RESERVED : EntryType.LEAF;
-    }
-
-    @Override
-    public long tableAddress(long entry, int depth) {
-        return entry & addressMask;
-    }
-
-    @Override
-    public long leafAddress(long entry, int depth) {
-        return entry & addressMask & -(1L << indexShift(depth));
+        return classifyPresent(entry, depth, reserved, level == 2 || (level == 3 && pages1g));
     }
 
     @Override
