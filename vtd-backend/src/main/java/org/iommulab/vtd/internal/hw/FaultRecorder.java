@@ -1,0 +1,119 @@
+package org.iommulab.vtd.internal.hw;
+
+import org.iommulab.api.pasid.Pasids;
+import org.iommulab.api.translation.Access;
+
+/**
+ * The primary fault log (VT-d spec §7.2.1): {@link VtdReg#NFR} fault recording registers used as a
+ * ring, FSTS.PPF while any record is pending, FSTS.FRI the index of the first pending record, and
+ * FSTS.PFO when a fault arrives while the next record is still pending (the fault is dropped).
+ *
+ * <p>Fault recording register (§11.4.9.3), 128 bits: FI 63:12 (faulting page address); SID 79:64,
+ * PP 95 (PASID present), FR 103:96 (reason), PV 123:104 (PASID), EXE 124, PRIV 125, T1 126 (1 = read),
+ * F 127 (fault, RW1C).
+ *
+ * <p>Thread safe: every method is synchronized.
+ */
+final class FaultRecorder {
+    private final long[] low = new long[VtdReg.NFR];
+    private final long[] high = new long[VtdReg.NFR];
+    private int next;
+    private boolean overflow;
+    private int fectl = VtdReg.CTL_IM;
+    private long recorded;
+    private long dropped;
+    private long interrupts;
+
+    /**
+     * Records a fault.
+     *
+     * @return {@code true} if it was recorded, {@code false} if dropped (overflow)
+     */
+    synchronized boolean record(int sid, int pasid, long address, int access, int reason) {
+        if ((high[next] & VtdReg.FRCD_F) != 0) {
+            overflow = true;
+            dropped++;
+            return false;
+        }
+        low[next] = address & ~0xfffL;
+        long h = (sid & 0xffffL) | ((long) (reason & 0xff) << VtdReg.FRCD_FR_SHIFT) | VtdReg.FRCD_F;
+        if (pasid != Pasids.NO_PASID) {
+            h |= VtdReg.FRCD_PP | ((long) (pasid & 0xfffff) << VtdReg.FRCD_PV_SHIFT);
+        }
+        if ((access & Access.WRITE) == 0) {
+            h |= VtdReg.FRCD_T1;
+        }
+        if ((access & Access.PRIV) != 0) {
+            h |= VtdReg.FRCD_PRIV;
+        }
+        if ((access & Access.EXEC) != 0) {
+            h |= VtdReg.FRCD_EXE;
+        }
+        high[next] = h;
+        next = (next + 1) % VtdReg.NFR;
+        recorded++;
+        // A fault event: pending while masked, delivered (counted) otherwise.
+        if ((fectl & VtdReg.CTL_IM) != 0) {
+            fectl |= VtdReg.CTL_IP;
+        } else {
+            interrupts++;
+        }
+        return true;
+    }
+
+    /** @return FSTS bits 15:0 derived from the records: FRI, PPF, PFO */
+    synchronized int status() {
+        int fsts = overflow ? VtdReg.FSTS_PFO : 0;
+        for (int i = 0; i < VtdReg.NFR; i++) {
+            int idx = (next + i) % VtdReg.NFR;
+            if ((high[idx] & VtdReg.FRCD_F) != 0) {
+                fsts |= VtdReg.FSTS_PPF | (idx << VtdReg.FSTS_FRI_SHIFT);
+                break;
+            }
+        }
+        return fsts;
+    }
+
+    /** FSTS.PFO is write-1-to-clear. */
+    synchronized void clearOverflow() {
+        overflow = false;
+    }
+
+    synchronized long read(int offsetInRecords) {
+        int idx = offsetInRecords / 16;
+        return (offsetInRecords & 8) == 0 ? low[idx] : high[idx];
+    }
+
+    /** Writing 1 to F clears the record (RW1C); other bits are read-only. */
+    synchronized void writeHigh(int idx, long value) {
+        if ((value & VtdReg.FRCD_F) != 0) {
+            high[idx] &= ~VtdReg.FRCD_F;
+        }
+    }
+
+    synchronized int fectl() {
+        return fectl;
+    }
+
+    /** FECTL: IM is read-write; clearing IM delivers a pending event. */
+    synchronized void writeFectl(int value) {
+        boolean unmask = (value & VtdReg.CTL_IM) == 0;
+        fectl = (fectl & VtdReg.CTL_IP) | (value & VtdReg.CTL_IM);
+        if (unmask && (fectl & VtdReg.CTL_IP) != 0) {
+            fectl &= ~VtdReg.CTL_IP;
+            interrupts++;
+        }
+    }
+
+    synchronized long recorded() {
+        return recorded;
+    }
+
+    synchronized long dropped() {
+        return dropped;
+    }
+
+    synchronized long interrupts() {
+        return interrupts;
+    }
+}

@@ -1,0 +1,622 @@
+package org.iommulab.vtd.internal.hw;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantLock;
+
+import org.iommulab.api.dto.WalkStepDTO;
+import org.iommulab.api.errno.Errno;
+import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.memory.MemoryAccessException;
+import org.iommulab.api.memory.PhysicalMemory;
+import org.iommulab.api.translation.Access;
+import org.iommulab.api.translation.Translation;
+
+/**
+ * An Intel VT-d remapping unit in scalable mode, programmed only through its registers and the
+ * structures it reads from memory: the layer-1 hardware model. It serves as a host IOMMU over host
+ * memory and as a guest's virtual IOMMU over guest memory (caching mode).
+ *
+ * <p>Register semantics (VT-d spec §10.4): GCMD is write-only and acts on the bits that differ from
+ * GSTS (TE, QIE) or are one-shot (SRTP latches RTADDR); RTADDR takes effect only through SRTP;
+ * FSTS, ICS and the F bits of the fault recording registers are write-1-to-clear; IQT writes make the
+ * unit process the invalidation queue up to the tail before the write returns; an invalid
+ * descriptor sets FSTS.IQE and stops processing at that descriptor until software clears IQE.
+ *
+ * <p>Thread safe: register accesses and queue processing are serialized by one lock; translations
+ * run concurrently without it.
+ */
+public final class VtdHardware {
+    /** Offset of the IOTLB registers (IVA, IOTLB), advertised in ECAP.IRO. */
+    static final int IOTLB_REGS = 0xf0;
+    private static final int VERSION = 0x30; // architecture 3.0: scalable mode
+    private static final long RTADDR_MASK = ~0x3ffL;
+
+    private final PhysicalMemory memory;
+    private final VtdConfig config;
+    private final Translator translator;
+    private final FaultRecorder faults = new FaultRecorder();
+    private final ReentrantLock lock = new ReentrantLock();
+    private final long cap;
+    private final long ecap;
+
+    // Registers, guarded by lock; the ones translation reads are volatile.
+    private volatile boolean translationEnabled;
+    private volatile long rootTable;
+    private long rtaddr;
+    private long ccmd;
+    private int fstsSticky;
+    private long iqh;
+    private long iqt;
+    private long iqa;
+    private boolean qiEnabled;
+    private int ics;
+    private int iectl = VtdReg.CTL_IM;
+    private int iedata;
+    private long ieaddr;
+    private int fedata;
+    private long feaddr;
+    private long iqercd;
+    private long pqh;
+    private long pqt;
+    private long pqa;
+    private int prs;
+    private int pectl = VtdReg.CTL_IM;
+    private long iva;
+    private long iotlbReg;
+    private boolean rtaddrLatched;
+    /** The descriptor being executed (up to 256 bits), reused under the lock. */
+    private final long[] descriptor = new long[4];
+
+    private final LongAdder translations = new LongAdder();
+    private final LongAdder faultCount = new LongAdder();
+    private final LongAdder descriptors = new LongAdder();
+    private long queueErrors;
+    private long waitInterrupts;
+
+    /**
+     * @param memory the physical memory the unit reads its structures from
+     * @param config the configuration
+     * @throws IommuException {@code EINVAL} for an inconsistent configuration
+     */
+    public VtdHardware(PhysicalMemory memory, VtdConfig config) throws IommuException {
+        this.memory = memory;
+        this.config = config;
+        this.translator = new Translator(memory, config);
+        this.cap = config.cap();
+        this.ecap = config.ecap();
+    }
+
+    /** @return the configuration */
+    public VtdConfig config() {
+        return config;
+    }
+
+    /** @return CAP as the unit advertises it */
+    public long cap() {
+        return cap;
+    }
+
+    /** @return ECAP as the unit advertises it */
+    public long ecap() {
+        return ecap;
+    }
+
+    // ---- DMA ---------------------------------------------------------------------------------
+
+    /**
+     * Translates a DMA request; a fault is recorded in the fault log (unless FPD suppresses it).
+     *
+     * @param sid source id
+     * @param pasid PASID or NO_PASID
+     * @param address input address
+     * @param access access bits
+     * @param out result
+     * @return success
+     */
+    public boolean translate(int sid, int pasid, long address, int access, Translation out) {
+        translations.increment();
+        if (!translationEnabled) {
+            // Translation disabled: DMA is passed through untranslated (§10.4.4, TE = 0).
+            out.success(address, 12, Access.READ | Access.WRITE | Access.EXEC);
+            return true;
+        }
+        Translator.Scratch s = translator.scratch();
+        if (translator.translate(rootTable, sid, pasid, address, access, true, out, s)) {
+            return true;
+        }
+        faultCount.increment();
+        if (s.faultRecordable) {
+            faults.record(sid, pasid, address, access, s.fault.code);
+        }
+        return false;
+    }
+
+    /**
+     * Walks without side effects and describes it.
+     *
+     * @return the steps
+     */
+    public List<WalkStepDTO> explain(int sid, int pasid, long address, int access) {
+        Translation t = new Translation();
+        Translator.Scratch s = translator.scratch();
+        List<WalkStepDTO> steps = new java.util.ArrayList<>();
+        if (!translationEnabled) {
+            steps.add(result("translation disabled (GSTS.TES = 0): passed through"));
+            return steps;
+        }
+        translator.translate(rootTable, sid, pasid, address, access, false, t, s);
+        if (s.walk.steps() > 0 && (t.isSuccess() || s.fault != null && s.fault.code >= 0x70)) {
+            steps.addAll(s.walk.toSteps().subList(0, s.walk.steps()));
+        }
+        steps.add(result(t.isSuccess() ? String.format("0x%x", t.outputAddress())
+                : String.format("fault 0x%x %s", t.faultCode(), t.faultName())));
+        return steps;
+    }
+
+    private static WalkStepDTO result(String text) {
+        WalkStepDTO r = new WalkStepDTO();
+        r.stage = "RESULT";
+        r.address = -1;
+        r.meaning = text;
+        return r;
+    }
+
+    // ---- registers ---------------------------------------------------------------------------
+
+    /**
+     * Reads a register.
+     *
+     * @param offset byte offset
+     * @param size 4 or 8
+     * @return the value
+     * @throws IommuException {@code EINVAL} for a bad size, alignment or offset
+     */
+    public long read(long offset, int size) throws IommuException {
+        check(offset, size);
+        lock.lock();
+        try {
+            long q = read64((int) offset & ~7);
+            if (size == 8) {
+                return q;
+            }
+            return (offset & 4) == 0 ? q & 0xffff_ffffL : q >>> 32;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Writes a register; read-only and reserved bits are ignored.
+     *
+     * @param offset byte offset
+     * @param value value
+     * @param size 4 or 8
+     * @throws IommuException {@code EINVAL} for a bad size, alignment or offset
+     */
+    public void write(long offset, long value, int size) throws IommuException {
+        check(offset, size);
+        long mask = size == 8 ? -1L : (offset & 4) == 0 ? 0xffff_ffffL : 0xffff_ffff_0000_0000L;
+        long v = size == 8 || (offset & 4) == 0 ? value : value << 32;
+        lock.lock();
+        try {
+            write64((int) offset & ~7, v & mask, mask);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private static void check(long offset, int size) throws IommuException {
+        if (size != 4 && size != 8) {
+            throw new IommuException(Errno.EINVAL, "VT-d registers are accessed with 4 or 8 bytes, not " + size);
+        }
+        if (offset < 0 || offset + size > VtdReg.SIZE || (offset & (size - 1)) != 0) {
+            throw new IommuException(Errno.EINVAL, String.format("register offset 0x%x is not %d-byte aligned inside 0x%x",
+                    offset, size, VtdReg.SIZE));
+        }
+    }
+
+    private static long pair(int lo, int hi) {
+        return (lo & 0xffff_ffffL) | ((long) hi << 32);
+    }
+
+    private int gsts() {
+        return (translationEnabled ? VtdReg.GSTS_TES : 0) | (rtaddrLatched ? VtdReg.GSTS_RTPS : 0)
+                | (qiEnabled ? VtdReg.GSTS_QIES : 0);
+    }
+
+    private long read64(int off) {
+        if (off >= VtdReg.FRCD && off < VtdReg.FRCD + 16 * VtdReg.NFR) {
+            return faults.read(off - VtdReg.FRCD);
+        }
+        switch (off) {
+            case VtdReg.VER:
+                return VERSION;
+            case VtdReg.CAP:
+                return cap;
+            case VtdReg.ECAP:
+                return ecap;
+            case VtdReg.GCMD:
+                return pair(0, gsts()); // GCMD reads as 0; GSTS is its upper half
+            case VtdReg.RTADDR:
+                return rtaddr;
+            case VtdReg.CCMD:
+                return ccmd;
+            case 0x30:
+                return pair(0, faults.status() | fstsSticky);
+            case VtdReg.FECTL:
+                return pair(faults.fectl(), fedata);
+            case VtdReg.FEADDR:
+                return feaddr;
+            case VtdReg.IQH:
+                return iqh;
+            case VtdReg.IQT:
+                return iqt;
+            case VtdReg.IQA:
+                return iqa;
+            case 0x98:
+                return pair(0, ics);
+            case VtdReg.IECTL:
+                return pair(iectl, iedata);
+            case VtdReg.IEADDR:
+                return ieaddr;
+            case VtdReg.IQERCD:
+                return iqercd;
+            case VtdReg.PQH:
+                return pqh;
+            case VtdReg.PQT:
+                return pqt;
+            case VtdReg.PQA:
+                return pqa;
+            case 0xd8:
+                return pair(0, prs);
+            case VtdReg.PECTL:
+                return pair(pectl, 0);
+            case IOTLB_REGS:
+                return iva;
+            case IOTLB_REGS + 8:
+                return iotlbReg;
+            default:
+                return 0; // reserved: reads as 0
+        }
+    }
+
+    private static long merge(long old, long value, long mask) {
+        return (old & ~mask) | (value & mask);
+    }
+
+    private void write64(int off, long value, long mask) {
+        if (off >= VtdReg.FRCD && off < VtdReg.FRCD + 16 * VtdReg.NFR) {
+            if (((off - VtdReg.FRCD) & 8) != 0 && (mask >>> 32) != 0) {
+                faults.writeHigh((off - VtdReg.FRCD) / 16, value);
+            }
+            return;
+        }
+        boolean lo = (mask & 0xffff_ffffL) != 0;
+        boolean hi = (mask >>> 32) != 0;
+        switch (off) {
+            case VtdReg.GCMD:
+                if (lo) {
+                    globalCommand((int) value);
+                }
+                break;
+            case VtdReg.RTADDR:
+                rtaddr = merge(rtaddr, value, mask) & RTADDR_MASK;
+                break;
+            case VtdReg.CCMD:
+                contextCommand(merge(ccmd, value, mask));
+                break;
+            case 0x30:
+                if (hi) {
+                    int w1c = (int) (value >>> 32) & VtdReg.FSTS_RW1C;
+                    if ((w1c & VtdReg.FSTS_PFO) != 0) {
+                        faults.clearOverflow();
+                    }
+                    fstsSticky &= ~w1c;
+                }
+                break;
+            case VtdReg.FECTL:
+                if (lo) {
+                    faults.writeFectl((int) value);
+                }
+                if (hi) {
+                    fedata = (int) (value >>> 32);
+                }
+                break;
+            case VtdReg.FEADDR:
+                feaddr = merge(feaddr, value, mask);
+                break;
+            case VtdReg.IQT:
+                iqt = merge(iqt, value, mask) & queueOffsetMask();
+                processQueue();
+                break;
+            case VtdReg.IQA:
+                if (!qiEnabled) {
+                    iqa = merge(iqa, value, mask) & (~0xfffL | VtdReg.IQA_DW | VtdReg.IQA_QS);
+                }
+                break;
+            case 0x98:
+                if (hi) {
+                    ics &= ~((int) (value >>> 32) & VtdReg.ICS_IWC);
+                }
+                break;
+            case VtdReg.IECTL:
+                if (lo) {
+                    iectl = (iectl & VtdReg.CTL_IP) | ((int) value & VtdReg.CTL_IM);
+                    if ((iectl & VtdReg.CTL_IM) == 0 && (iectl & VtdReg.CTL_IP) != 0) {
+                        iectl &= ~VtdReg.CTL_IP;
+                        waitInterrupts++;
+                    }
+                }
+                if (hi) {
+                    iedata = (int) (value >>> 32);
+                }
+                break;
+            case VtdReg.IEADDR:
+                ieaddr = merge(ieaddr, value, mask);
+                break;
+            case VtdReg.PQH:
+                pqh = merge(pqh, value, mask) & 0x7ffe0L;
+                break;
+            case VtdReg.PQA:
+                pqa = merge(pqa, value, mask) & (~0xfffL | 7);
+                break;
+            case 0xd8:
+                if (hi) {
+                    prs &= ~((int) (value >>> 32) & 1);
+                }
+                break;
+            case VtdReg.PECTL:
+                if (lo) {
+                    pectl = (pectl & VtdReg.CTL_IP) | ((int) value & VtdReg.CTL_IM);
+                }
+                break;
+            case IOTLB_REGS:
+                iva = merge(iva, value, mask) & (~0xfffL | 0x7f);
+                break;
+            case IOTLB_REGS + 8:
+                iotlbCommand(merge(iotlbReg, value, mask));
+                break;
+            default:
+                break; // read-only or reserved: ignored
+        }
+    }
+
+    /** GCMD (§10.4.4): act on TE and QIE changes and on the one-shot SRTP. */
+    private void globalCommand(int value) {
+        if ((value & VtdReg.GCMD_SRTP) != 0) {
+            rootTable = rtaddr;
+            rtaddrLatched = true;
+            translator.contextCache.invalidateAll();
+            translator.pasidCache.invalidateAll();
+            translator.iotlb.invalidateAll();
+        }
+        boolean te = (value & VtdReg.GCMD_TE) != 0;
+        if (te != translationEnabled) {
+            translationEnabled = te;
+        }
+        boolean qie = (value & VtdReg.GCMD_QIE) != 0;
+        if (qie != qiEnabled) {
+            qiEnabled = qie;
+            if (qie) {
+                iqh = 0; // enabling QI resets the head (§6.5.2)
+            }
+        }
+    }
+
+    /** CCMD (§10.4.7): register-based context-cache invalidation when ICC is set. */
+    private void contextCommand(long value) {
+        ccmd = value;
+        if ((value & (1L << 63)) == 0) {
+            return;
+        }
+        int cirg = (int) (value >>> 61) & 3;
+        if (cirg == 3) {
+            int sid = (int) (value >>> 16) & 0xffff;
+            translator.contextCache.invalidate((key, data, o) -> key == sid);
+        } else {
+            translator.contextCache.invalidateAll();
+        }
+        // Done: clear ICC and report the actual granularity (CAIG 60:59) as requested.
+        ccmd = (value & ~(1L << 63) & ~(3L << 59)) | ((long) cirg << 59);
+    }
+
+    /** IOTLB register (§10.4.8.1): register-based IOTLB invalidation when IVT is set. */
+    private void iotlbCommand(long value) {
+        iotlbReg = value;
+        if ((value & (1L << 63)) == 0) {
+            return;
+        }
+        int iirg = (int) (value >>> 60) & 3;
+        int did = (int) (value >>> 32) & 0xffff;
+        if (iirg == 3) {
+            int am = (int) (iva & 0x3f);
+            translator.iotlb.invalidateRangeAnyTag2(did, iva & ~0xfffL, 4096L << am, (iva & 0x40) != 0);
+        } else if (iirg == 2) {
+            translator.iotlb.invalidateTag1(did);
+        } else {
+            translator.iotlb.invalidateAll();
+        }
+        iotlbReg = (value & ~(1L << 63) & ~(3L << 57)) | ((long) iirg << 57);
+    }
+
+    // ---- queued invalidation -----------------------------------------------------------------
+
+    private boolean wideDescriptors() {
+        return (iqa & VtdReg.IQA_DW) != 0;
+    }
+
+    private long queueBytes() {
+        return 4096L << (iqa & VtdReg.IQA_QS);
+    }
+
+    private long queueOffsetMask() {
+        return wideDescriptors() ? 0x7ffe0L : 0x7fff0L;
+    }
+
+    /** Processes descriptors from IQH to IQT (§6.5.2); bounded by the queue size. */
+    private void processQueue() {
+        if (!qiEnabled || (fstsSticky & VtdReg.FSTS_IQE) != 0) {
+            return;
+        }
+        int size = wideDescriptors() ? 32 : 16;
+        long bytes = queueBytes();
+        long base = iqa & ~0xfffL;
+        long tail = iqt % bytes;
+        for (long n = bytes / size; iqh != tail && n > 0; n--) {
+            long[] d = descriptor;
+            try {
+                for (int i = 0; i < size / 8; i++) {
+                    d[i] = memory.read64(base + iqh + 8L * i);
+                }
+            } catch (MemoryAccessException e) {
+                queueError(0);
+                return;
+            }
+            if (!execute(d)) {
+                queueError(1);
+                return;
+            }
+            descriptors.increment();
+            iqh = (iqh + size) % bytes;
+        }
+    }
+
+    private void queueError(int code) {
+        fstsSticky |= VtdReg.FSTS_IQE;
+        iqercd = code;
+        queueErrors++;
+    }
+
+    /**
+     * Executes one descriptor (§6.5.2.1-§6.5.2.11); type = qw0[11:9]:qw0[3:0].
+     *
+     * @return {@code false} for an invalid descriptor
+     */
+    private boolean execute(long[] d) {
+        long q0 = d[0];
+        long q1 = d[1];
+        int type = (int) (((q0 >>> 5) & 0x70) | (q0 & 0xf));
+        int g = (int) (q0 >>> 4) & 3;
+        int did = (int) (q0 >>> 16) & 0xffff;
+        int pasid = (int) (q0 >>> 32) & 0xfffff;
+        switch (type) {
+            case 1: // context-cache invalidate: G 1 global, 2 domain, 3 device (SID 47:32)
+                if (g == 0) {
+                    return false;
+                }
+                if (g == 3) {
+                    int sid = (int) (q0 >>> 32) & 0xffff;
+                    translator.contextCache.invalidate((key, data, o) -> key == sid);
+                } else {
+                    translator.contextCache.invalidateAll();
+                }
+                return true;
+            case 2: // IOTLB invalidate: G 1 global, 2 domain, 3 page (ADDR 63:12, IH 6, AM 5:0)
+                return iotlbInvalidate(g, did, q1, false, 0);
+            case 3: // device-TLB invalidate: no ATS device-TLBs are modelled
+            case 4: // interrupt entry cache: no interrupt remapping is modelled
+            case 8: // PASID-based device-TLB invalidate
+            case 9: // page group response: no page request is pending
+                return true;
+            case 5: // invalidation wait: IF 4, SW 5, FN 6, status data 63:32, status address 63:2
+                if ((q0 & (1L << 5)) != 0) {
+                    try {
+                        memory.write32(q1 & ~3L, (int) (q0 >>> 32));
+                    } catch (MemoryAccessException e) {
+                        return false;
+                    }
+                }
+                if ((q0 & (1L << 4)) != 0) {
+                    ics |= VtdReg.ICS_IWC;
+                    if ((iectl & VtdReg.CTL_IM) != 0) {
+                        iectl |= VtdReg.CTL_IP;
+                    } else {
+                        waitInterrupts++;
+                    }
+                }
+                return true;
+            case 6: // PASID-based IOTLB: G 2 all of a PASID, 3 page-selective within the PASID
+                if (g < 2) {
+                    return false;
+                }
+                return iotlbInvalidate(g == 2 ? 4 : 5, did, q1, true, pasid);
+            case 7: // PASID-cache: G 0 domain, 1 PASID-selective, 3 global
+                if (g == 2) {
+                    return false;
+                }
+                if (g == 3) {
+                    translator.pasidCache.invalidateAll();
+                } else if (g == 0) {
+                    translator.pasidCache.invalidate((key, data, o) -> (data[o + 1] & 0xffff) == did);
+                } else {
+                    translator.pasidCache.invalidate((key, data, o) -> (data[o + 1] & 0xffff) == did
+                            && (key & 0xfffff) == pasid);
+                }
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /** @param mode 1 global, 2 domain, 3 page within domain, 4 all of a PASID, 5 page within a PASID */
+    private boolean iotlbInvalidate(int mode, int did, long q1, boolean withPasid, int pasid) {
+        int am = (int) (q1 & 0x3f);
+        boolean ih = (q1 & 0x40) != 0;
+        long addr = q1 & ~0xfffL;
+        switch (mode) {
+            case 1:
+                translator.iotlb.invalidateAll();
+                return true;
+            case 2:
+                translator.iotlb.invalidateTag1(did);
+                return true;
+            case 3:
+            case 5:
+                if (am > 18 || (addr & ((4096L << am) - 1)) != 0) {
+                    return false; // AM beyond CAP.MAMV, or an address not aligned to the range
+                }
+                if (mode == 3) {
+                    translator.iotlb.invalidateRangeAnyTag2(did, addr, 4096L << am, ih);
+                } else {
+                    translator.iotlb.invalidateRange(did, pasid, addr, 4096L << am, ih);
+                }
+                return true;
+            case 4:
+                translator.iotlb.invalidateTag(did, pasid);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    // ---- introspection -----------------------------------------------------------------------
+
+    /** @return counters by name */
+    public Map<String, Long> statistics() {
+        Map<String, Long> m = new LinkedHashMap<>();
+        m.put("translations", translations.sum());
+        m.put("faults", faultCount.sum());
+        m.put("faults-recorded", faults.recorded());
+        m.put("faults-dropped", faults.dropped());
+        m.put("fault-interrupts", faults.interrupts());
+        m.put("iotlb-hits", translator.iotlb.stats().hits);
+        m.put("iotlb-misses", translator.iotlb.stats().misses);
+        m.put("iotlb-entries", (long) translator.iotlb.size());
+        m.put("context-cache-hits", translator.contextCache.hits.sum());
+        m.put("context-cache-misses", translator.contextCache.misses.sum());
+        m.put("pasid-cache-hits", translator.pasidCache.hits.sum());
+        m.put("pasid-cache-misses", translator.pasidCache.misses.sum());
+        m.put("qi-descriptors", descriptors.sum());
+        lock.lock();
+        try {
+            m.put("qi-errors", queueErrors);
+            m.put("qi-wait-interrupts", waitInterrupts);
+        } finally {
+            lock.unlock();
+        }
+        return m;
+    }
+}
