@@ -128,4 +128,19 @@ class LauncherIT {
         }
         assertEquals(0, p.exitValue(), Files.readString(dir.resolve("err.txt")));
     }
+
+    /** The README's VT-d example: a hand-programmed nested PASID entry translates a GVA to the right HPA. */
+    @Test
+    void vtdRegisterLevelNestedExample(@TempDir Path dir) throws Exception {
+        Path script = Path.of(System.getProperty("iommulab.examples", "../docs/examples"), "vtd-nested.gosh");
+        Run r = run(dir, "", script.toString());
+        assertEquals(0, r.status(), r.err());
+        List<String> lines = r.out().lines().toList();
+        assertEquals("0xc0000000", lines.get(1), "GSTS: TES and RTPS");
+        assertEquals("0x40005123", lines.get(2), "GVA 0x7f0000201123 -> GPA 0x5123 -> HPA 0x40005123");
+        assertTrue(r.out().contains("CONFIG PASID entry 5 @0x103140 = 0x00000000002000c9  PGTT 3"), r.out());
+        assertTrue(r.out().contains("  STAGE2 SL-PDE @0x202000 = 0x0000000040000083  2 MiB page -> 0x40000000"), r.out());
+        assertTrue(r.out().contains("fault 0x71 FS_PAGING_ENTRY_P"), r.out());
+        assertEquals("0xc000057180000010", lines.get(lines.size() - 1), "FRCD 0: F, read, PASID 5, reason 0x71, SID 0x10");
+    }
 }

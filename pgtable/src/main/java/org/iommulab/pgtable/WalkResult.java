@@ -42,6 +42,11 @@ public final class WalkResult {
     private final int[] stepDepth = new int[MAX_STEPS];
     private final PageTableFormat[] stepFormat = new PageTableFormat[MAX_STEPS];
 
+    /** Forgets the last walk (no steps, no result), for a caller that may not walk at all. */
+    public void clear() {
+        start(0);
+    }
+
     void start(long address) {
         success = false;
         inputAddress = address;

@@ -70,6 +70,20 @@ final class Translator {
         VtdFault fault;
         boolean faultRecordable;
         long faultAddress;
+        /** Non-null while explaining: caches are bypassed and configuration entries recorded. */
+        java.util.List<org.iommulab.api.dto.WalkStepDTO> explain;
+
+        void note(String level, long address, long entry, String meaning) {
+            if (explain != null) {
+                org.iommulab.api.dto.WalkStepDTO d = new org.iommulab.api.dto.WalkStepDTO();
+                d.stage = "CONFIG";
+                d.level = level;
+                d.address = address;
+                d.entry = entry;
+                d.meaning = meaning;
+                explain.add(d);
+            }
+        }
     }
 
     Translator(PhysicalMemory memory, VtdConfig config) throws IommuException {
@@ -114,6 +128,9 @@ final class Translator {
         s.fault = null;
         s.faultRecordable = true;
         s.faultAddress = address;
+        if (s.explain != null) {
+            s.walk.clear();
+        }
         if ((rootTable & VtdReg.RTADDR_TTM_MASK) != VtdReg.RTADDR_TTM_SCALABLE) {
             return fail(s, out, pasid != Pasids.NO_PASID ? VtdFault.SM_TTM0_PASID : VtdFault.SM_RTADDR_INV);
         }
@@ -135,6 +152,7 @@ final class Translator {
         if (!pasidEntry(sid, effectivePasid, ctx0 & ~0xfffL, contextFpd, s, out)) {
             return false;
         }
+
         long pe0 = s.pasidEntry[0];
         long pe1 = s.pasidEntry[1];
         long pe2 = s.pasidEntry[2];
@@ -152,7 +170,8 @@ final class Translator {
             return true;
         }
         // IOTLB: tagged by domain id and PASID.
-        if (iotlb.lookup(did, effectivePasid, address, true, s.hit) && Perm.check(s.hit.permissions(), access) == null) {
+        if (s.explain == null && iotlb.lookup(did, effectivePasid, address, true, s.hit)
+                && Perm.check(s.hit.permissions(), access) == null) {
             out.success(s.hit.outputAddress(), s.hit.pageShift(), Perm.toAccess(s.hit.permissions()));
             return true;
         }
@@ -177,7 +196,7 @@ final class Translator {
             out.fault(fault.kind, w.faultStage(), fault.code, fault.spec, w.faultDepth(), w.faultAddress());
             return false;
         }
-        if (update) {
+        if (update && s.explain == null) {
             iotlb.insert(did, effectivePasid, address, w.pageShift(), w.outputAddress(), w.permissions(), pgtt, true);
         }
         out.success(w.outputAddress(), w.pageShift(), Perm.toAccess(w.permissions()));
@@ -198,7 +217,7 @@ final class Translator {
 
     /** Reads (or finds cached) the context entry of {@code sid} into {@code s.context}. */
     private boolean context(long root, int sid, Scratch s, Translation out) {
-        if (contextCache.lookup(sid, s.context)) {
+        if (s.explain == null && contextCache.lookup(sid, s.context)) {
             return true;
         }
         int bus = sid >>> 8;
@@ -209,6 +228,8 @@ final class Translator {
         } catch (MemoryAccessException e) {
             return fail(s, out, VtdFault.SM_ROOT_ACCESS);
         }
+        s.note("root entry", root + bus * 16L + (devfn >= 128 ? 8 : 0), rootEntry,
+                (rootEntry & 1) == 0 ? "not present" : String.format("context table 0x%x", rootEntry & ~0xfffL));
         if ((rootEntry & 1) == 0) {
             return fail(s, out, VtdFault.SM_ROOT_P);
         }
@@ -224,6 +245,9 @@ final class Translator {
             return fail(s, out, VtdFault.SM_CTX_ACCESS);
         }
         long c0 = s.context[0];
+        s.note("context entry", entry, c0, (c0 & 1) == 0 ? "not present"
+                : String.format("PASID directory 0x%x, PDTS %d, PASIDE %d, RID_PASID %d", c0 & ~0xfffL, (c0 >>> 9) & 7,
+                        (c0 >>> 3) & 1, s.context[1] & 0xfffff));
         if ((c0 & 1) == 0) {
             return fail(s, out, VtdFault.SM_CTX_P);
         }
@@ -237,7 +261,7 @@ final class Translator {
     /** Reads (or finds cached) the PASID table entry into {@code s.pasidEntry}. */
     private boolean pasidEntry(int sid, int pasid, long directory, boolean fpd, Scratch s, Translation out) {
         long key = ((long) sid << 20) | pasid;
-        if (pasidCache.lookup(key, s.pasidEntry)) {
+        if (s.explain == null && pasidCache.lookup(key, s.pasidEntry)) {
             return true;
         }
         long dirEntry;
@@ -246,6 +270,8 @@ final class Translator {
         } catch (MemoryAccessException e) {
             return fail(s, out, VtdFault.PASID_DIR_ACCESS, fpd);
         }
+        s.note("PASID directory entry", directory + ((long) (pasid >>> 6) << 3), dirEntry,
+                (dirEntry & 1) == 0 ? "not present" : String.format("PASID table 0x%x", dirEntry & ~0xfffL));
         if ((dirEntry & 1) == 0) {
             return fail(s, out, VtdFault.PASID_DIR_P, fpd);
         }
@@ -263,6 +289,10 @@ final class Translator {
             return fail(s, out, VtdFault.PASID_TABLE_ACCESS, dirFpd);
         }
         long pe0 = s.pasidEntry[0];
+        s.note("PASID entry " + pasid, entry, pe0, (pe0 & 1) == 0 ? "not present"
+                : String.format("PGTT %d, DID %d, SLPTPTR 0x%x AW %d, FLPTPTR 0x%x FLPM %d, SRE %d", (pe0 >>> 6) & 7,
+                        s.pasidEntry[1] & 0xffff, pe0 & ~0xfffL, (pe0 >>> 2) & 7, s.pasidEntry[2] & 0x000f_ffff_ffff_f000L,
+                        (s.pasidEntry[2] >>> 2) & 3, s.pasidEntry[2] & 1));
         if ((pe0 & 1) == 0) {
             return fail(s, out, VtdFault.PASID_ENTRY_P, dirFpd);
         }

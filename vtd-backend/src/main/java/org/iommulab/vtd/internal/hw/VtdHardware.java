@@ -70,6 +70,9 @@ public final class VtdHardware {
     /** The descriptor being executed (up to 256 bits), reused under the lock. */
     private final long[] descriptor = new long[4];
 
+    /** Told when a fault event is delivered (FECTL.IM clear): the fault interrupt. */
+    private volatile Runnable faultInterrupt = () -> { };
+
     private final LongAdder translations = new LongAdder();
     private final LongAdder faultCount = new LongAdder();
     private final LongAdder descriptors = new LongAdder();
@@ -128,8 +131,9 @@ public final class VtdHardware {
             return true;
         }
         faultCount.increment();
-        if (s.faultRecordable) {
-            faults.record(sid, pasid, address, access, s.fault.code);
+        if (s.faultRecordable && faults.record(sid, pasid, address, access, s.fault.code)
+                && (faults.fectl() & VtdReg.CTL_IM) == 0) {
+            faultInterrupt.run();
         }
         return false;
     }
@@ -147,10 +151,14 @@ public final class VtdHardware {
             steps.add(result("translation disabled (GSTS.TES = 0): passed through"));
             return steps;
         }
-        translator.translate(rootTable, sid, pasid, address, access, false, t, s);
-        if (s.walk.steps() > 0 && (t.isSuccess() || s.fault != null && s.fault.code >= 0x70)) {
-            steps.addAll(s.walk.toSteps().subList(0, s.walk.steps()));
+        s.explain = steps;
+        try {
+            translator.translate(rootTable, sid, pasid, address, access, false, t, s);
+        } finally {
+            s.explain = null;
         }
+        List<WalkStepDTO> walk = s.walk.toSteps();
+        steps.addAll(walk.subList(0, walk.size() - 1));
         steps.add(result(t.isSuccess() ? String.format("0x%x", t.outputAddress())
                 : String.format("fault 0x%x %s", t.faultCode(), t.faultName())));
         return steps;
@@ -593,6 +601,42 @@ public final class VtdHardware {
     }
 
     // ---- introspection -----------------------------------------------------------------------
+
+    /**
+     * Connects the fault interrupt (the MSI that FEDATA/FEADDR describe).
+     *
+     * @param handler called on the faulting thread after a fault is recorded with FECTL.IM clear;
+     *     must not block
+     */
+    public void setFaultInterrupt(Runnable handler) {
+        this.faultInterrupt = handler == null ? () -> { } : handler;
+    }
+
+    /**
+     * @param code a fault reason
+     * @return the specification's name for it, or {@code "UNKNOWN"}
+     */
+    public static String faultName(int code) {
+        for (VtdFault f : VtdFault.values()) {
+            if (f.code == code) {
+                return f.spec;
+            }
+        }
+        return "UNKNOWN";
+    }
+
+    /**
+     * @param code a fault reason
+     * @return its neutral class ({@code CONFIGURATION} for unknown codes)
+     */
+    public static org.iommulab.api.translation.FaultKind faultKind(int code) {
+        for (VtdFault f : VtdFault.values()) {
+            if (f.code == code) {
+                return f.kind;
+            }
+        }
+        return org.iommulab.api.translation.FaultKind.CONFIGURATION;
+    }
 
     /** @return counters by name */
     public Map<String, Long> statistics() {

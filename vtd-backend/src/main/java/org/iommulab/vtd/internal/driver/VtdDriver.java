@@ -1,0 +1,531 @@
+package org.iommulab.vtd.internal.driver;
+
+import java.util.BitSet;
+import java.util.EnumSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+import org.iommulab.api.errno.Errno;
+import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.fault.FaultListener;
+import org.iommulab.api.fault.IommuFault;
+import org.iommulab.api.fault.PageResponse;
+import org.iommulab.api.invalidation.CacheInvalidation;
+import org.iommulab.api.invalidation.CacheType;
+import org.iommulab.api.invalidation.Granularity;
+import org.iommulab.api.memory.FrameAllocator;
+import org.iommulab.api.memory.PhysicalMemory;
+import org.iommulab.api.nesting.GuestPasidBind;
+import org.iommulab.api.nesting.NestingFeature;
+import org.iommulab.api.nesting.NestingInfo;
+import org.iommulab.api.nesting.PasidTableConfig;
+import org.iommulab.api.pasid.PasidSet;
+import org.iommulab.api.pasid.Pasids;
+import org.iommulab.api.spi.DomainType;
+import org.iommulab.api.spi.IommuDomain;
+import org.iommulab.api.spi.IommuDriver;
+import org.iommulab.api.translation.Access;
+import org.iommulab.api.translation.Stage;
+import org.iommulab.pgtable.FlushOps;
+import org.iommulab.pgtable.IoPageTable;
+import org.iommulab.pgtable.format.VtdSecondStage;
+import org.iommulab.vtd.internal.hw.VtdHardware;
+
+/**
+ * The VT-d host driver: programs the hardware model as Linux's intel-iommu driver does. It takes
+ * the unit over lazily, on first use, so that a register-level session that never uses the driver
+ * finds the unit as reset left it. Structures live in frames from the frame pool: the root table,
+ * scalable-mode context tables, a PASID directory per device (PDTS 7: 2^14 entries, 20-bit PASIDs)
+ * and PASID tables; every change is followed by the invalidations Linux issues (context cache,
+ * PASID cache, IOTLB) and an invalidation wait.
+ *
+ * <p>Thread safe: configuration changes are serialized by the driver's monitor; map and unmap run
+ * concurrently through each domain's page table.
+ */
+public final class VtdDriver implements IommuDriver {
+    private static final int PDTS = 7;
+    private static final int DIR_FRAMES = (8 << (PDTS + 7)) / 4096;
+
+    private final String name;
+    private final VtdHardware hw;
+    private final PhysicalMemory memory;
+    private final FrameAllocator frames;
+    private final List<FaultListener> listeners = new CopyOnWriteArrayList<>();
+    private final BitSet dids = new BitSet();
+    private final Map<Integer, VtdDomain> domains = new HashMap<>();
+    private final Map<Integer, Device> devices = new HashMap<>();
+    private final Map<Integer, long[]> contextTables = new HashMap<>();
+    private InvalidationQueue queue;
+    private long rootTable;
+    private boolean closed;
+
+    /** What the driver set up for one source id. */
+    private static final class Device {
+        final int sid;
+        final VtdDomain domain;
+        final long directory;
+        final Map<Integer, Long> pasidTables = new HashMap<>();
+        final Map<Integer, Integer> boundPasids = new HashMap<>(); // host PASID -> owner set id
+
+        Device(int sid, VtdDomain domain, long directory) {
+            this.sid = sid;
+            this.domain = domain;
+            this.directory = directory;
+        }
+    }
+
+    /**
+     * @param name the instance name, for fault reports
+     * @param hw the hardware model
+     * @param memory the memory the structures live in
+     * @param frames where structure frames come from
+     */
+    public VtdDriver(String name, VtdHardware hw, PhysicalMemory memory, FrameAllocator frames) {
+        this.name = name;
+        this.hw = hw;
+        this.memory = memory;
+        this.frames = frames;
+    }
+
+    // ---- bring-up ----------------------------------------------------------------------------
+
+    /** Takes the unit over: root table, queued invalidation, fault interrupt, translation on. */
+    private void init() throws IommuException {
+        if (closed) {
+            throw new IommuException(Errno.ENODEV, "IOMMU " + name + " is closed");
+        }
+        if (queue != null) {
+            return;
+        }
+        InvalidationQueue q = new InvalidationQueue(hw, memory, frames);
+        rootTable = frames.allocateFrames(1);
+        hw.write(0x20, rootTable | (1L << 10), 8); // RTADDR, TTM = 01 scalable mode
+        int gcmd = 1 << 30;
+        hw.write(0x18, gcmd, 4); // SRTP
+        q.program();
+        hw.write(0x18, 1 << 26, 4); // QIE
+        hw.setFaultInterrupt(this::faultInterrupt);
+        hw.write(0x38, 0, 4); // FECTL: unmask fault events
+        hw.write(0x18, (1 << 26) | (1 << 31), 4); // QIE + TE
+        if ((hw.read(0x1c, 4) & ((1L << 31) | (1L << 26) | (1L << 30))) != ((1L << 31) | (1L << 26) | (1L << 30))) {
+            throw new IommuException(Errno.EIO, "the unit did not report TES, QIES and RTPS in GSTS");
+        }
+        queue = q;
+    }
+
+    // ---- IommuDriver -------------------------------------------------------------------------
+
+    @Override
+    public NestingInfo nestingInfo() {
+        long cap = hw.cap();
+        long ecap = hw.ecap();
+        boolean fs5 = (cap & (1L << 60)) != 0;
+        long pageSizes = (1L << 12) | (1L << 21) | ((cap & (1L << 56)) != 0 ? 1L << 30 : 0);
+        return new NestingInfo(NestingInfo.FORMAT_INTEL_VTD,
+                EnumSet.of(NestingFeature.SYSWIDE_PASID, NestingFeature.BIND_PGTBL, NestingFeature.CACHE_INVLD),
+                fs5 ? 57 : 48, (int) ((ecap >>> 35) & 0x1f) + 1, pageSizes, Map.of("cap", cap, "ecap", ecap));
+    }
+
+    @Override
+    public synchronized IommuDomain allocateDomain(DomainType type) throws IommuException {
+        init();
+        int did = dids.nextClearBit(1);
+        if (did > 0xffff) {
+            throw new IommuException(Errno.ENOSPC, "all 65535 domain ids are in use");
+        }
+        VtdDomain domain;
+        if (type == DomainType.UNMANAGED) {
+            int aw = hw.config().values().get("mgaw").equals("39") ? 1 : 2;
+            VtdSecondStage format = VtdSecondStage.of(aw, Integer.parseInt(hw.config().values().get("haw")),
+                    (hw.cap() & (1L << 34)) != 0, (hw.cap() & (1L << 35)) != 0, false, false);
+            int[] didBox = {did};
+            IoPageTable table = IoPageTable.create(format, memory, frames, new FlushOps() {
+                @Override
+                public void flushLeaves(long iova, long size, long granule) {
+                    flushRange(didBox[0], Pasids.NO_PASID, iova, size, true);
+                }
+
+                @Override
+                public void flushWalk(long iova, long size) {
+                    flushRange(didBox[0], Pasids.NO_PASID, iova, size, false);
+                }
+            });
+            domain = new VtdDomain(did, type, table, aw);
+        } else {
+            domain = new VtdDomain(did, type, null, 0);
+        }
+        dids.set(did);
+        domains.put(did, domain);
+        return domain;
+    }
+
+    @Override
+    public synchronized void freeDomain(IommuDomain domain) throws IommuException {
+        VtdDomain d = own(domain);
+        for (Device dev : devices.values()) {
+            if (dev.domain == d) {
+                throw new IommuException(Errno.EBUSY, "domain " + d.did + " has attached devices");
+            }
+        }
+        d.freed = true;
+        if (d.table != null) {
+            d.table.destroy();
+        }
+        domains.remove(d.did);
+        dids.clear(d.did);
+    }
+
+    @Override
+    public synchronized void attach(IommuDomain domain, int requesterId) throws IommuException {
+        VtdDomain d = own(domain);
+        if (requesterId < 0 || requesterId > 0xffff) {
+            throw new IommuException(Errno.EINVAL, "VT-d source ids are 16 bits, not " + requesterId);
+        }
+        if (devices.containsKey(requesterId)) {
+            throw new IommuException(Errno.EBUSY, String.format("%04x is attached to a domain already", requesterId));
+        }
+        init();
+        long context = contextTable(requesterId >>> 8, (requesterId & 0x80) != 0);
+        long directory = frames.allocateFrames(DIR_FRAMES);
+        Device dev = new Device(requesterId, d, directory);
+        try {
+            writePasidEntry(dev, 0, ridPasidEntry(d));
+        } catch (IommuException e) {
+            frames.freeFrames(directory, DIR_FRAMES);
+            throw e;
+        }
+        long entry = context + (requesterId & 0x7f) * 32L;
+        memory.write64(entry + 8, 0); // RID_PASID = 0
+        // P, PASIDE (requests with PASID allowed), PDTS, PASID directory pointer.
+        memory.write64(entry, directory | ((long) PDTS << 9) | (1L << 3) | 1L);
+        devices.put(requesterId, dev);
+        queue.submitSync(contextCacheDevice(d.did, requesterId), 0, pasidCache(d.did, 0), 0,
+                iotlbDomain(d.did), 0);
+    }
+
+    /** The RID_PASID (PASID 0) entry of a device: second stage, pass-through, or not present (blocked). */
+    private long[] ridPasidEntry(VtdDomain d) {
+        switch (d.type) {
+            case UNMANAGED:
+                return new long[] {d.table.root() | (2L << 6) | ((long) d.aw << 2) | 1L, d.did, 0};
+            case IDENTITY:
+                return new long[] {(4L << 6) | 1L, d.did, 0};
+            default:
+                return new long[] {0, d.did, 0};
+        }
+    }
+
+    @Override
+    public synchronized void detach(IommuDomain domain, int requesterId) throws IommuException {
+        VtdDomain d = own(domain);
+        Device dev = devices.get(requesterId);
+        if (dev == null || dev.domain != d) {
+            throw new IommuException(Errno.ENOENT, String.format("%04x is not attached to domain %d", requesterId, d.did));
+        }
+        long entry = contextTable(requesterId >>> 8, (requesterId & 0x80) != 0) + (requesterId & 0x7f) * 32L;
+        memory.write64(entry, 0);
+        devices.remove(requesterId);
+        queue.submitSync(contextCacheDevice(d.did, requesterId), 0, pasidCacheDomain(d.did), 0, iotlbDomain(d.did), 0);
+        for (long table : dev.pasidTables.values()) {
+            frames.freeFrames(table, 1);
+        }
+        frames.freeFrames(dev.directory, DIR_FRAMES);
+    }
+
+    @Override
+    public synchronized void bindGuestPasid(IommuDomain parent, int requesterId, GuestPasidBind bind, PasidSet owner)
+            throws IommuException {
+        VtdDomain d = own(parent);
+        if (!NestingInfo.FORMAT_INTEL_VTD.equals(bind.format())) {
+            throw new IommuException(Errno.EINVAL, "bind format must be " + NestingInfo.FORMAT_INTEL_VTD);
+        }
+        owner.checkOwned(bind.hostPasid());
+        if (!Pasids.isAllocatable(bind.hostPasid())) {
+            throw new IommuException(Errno.EINVAL, "host PASID " + bind.hostPasid() + " cannot be bound");
+        }
+        if ((bind.vtdFlags() & ~GuestPasidBind.VTD_FLAGS_MASK) != 0) {
+            throw new IommuException(Errno.EINVAL, "unknown VT-d bind flags 0x" + Integer.toHexString(bind.vtdFlags()));
+        }
+        int flpm;
+        if (bind.addressWidth() == 48) {
+            flpm = 0;
+        } else if (bind.addressWidth() == 57 && (hw.cap() & (1L << 60)) != 0) {
+            flpm = 1;
+        } else {
+            throw new IommuException(Errno.EINVAL, "guest address width must be 48 or 57 (with FS5LP), not " + bind.addressWidth());
+        }
+        if ((bind.guestPgd() & 0xfffL) != 0 || bind.guestPgd() < 0) {
+            throw new IommuException(Errno.EINVAL, String.format("guest page table 0x%x is not 4 KiB aligned", bind.guestPgd()));
+        }
+        if (d.type != DomainType.UNMANAGED) {
+            throw new IommuException(Errno.EINVAL, "nesting needs an UNMANAGED parent domain");
+        }
+        Device dev = devices.get(requesterId);
+        if (dev == null || dev.domain != d) {
+            throw new IommuException(Errno.ENOENT, String.format("%04x is not attached to domain %d", requesterId, d.did));
+        }
+        if (dev.boundPasids.containsKey(bind.hostPasid())) {
+            throw new IommuException(Errno.EBUSY, "PASID " + bind.hostPasid() + " is bound already");
+        }
+        long sre = (bind.vtdFlags() & GuestPasidBind.VTD_SRE) != 0 ? 1 : 0;
+        long[] entry = {
+            d.table.root() | (3L << 6) | ((long) d.aw << 2) | 1L,  // P, AW, PGTT = nested, SLPTPTR
+            d.did,                                                   // DID
+            bind.guestPgd() | (1L << 5) | ((long) flpm << 2) | sre  // FLPTPTR, NXE, FLPM, SRE
+        };
+        writePasidEntry(dev, bind.hostPasid(), entry);
+        dev.boundPasids.put(bind.hostPasid(), owner.id());
+        queue.submitSync(pasidCache(d.did, bind.hostPasid()), 0, pasidIotlbAll(d.did, bind.hostPasid()), 0);
+    }
+
+    @Override
+    public synchronized void unbindGuestPasid(IommuDomain parent, int requesterId, int hostPasid, PasidSet owner)
+            throws IommuException {
+        VtdDomain d = own(parent);
+        owner.checkOwned(hostPasid);
+        Device dev = devices.get(requesterId);
+        if (dev == null || dev.domain != d || !dev.boundPasids.containsKey(hostPasid)) {
+            throw new IommuException(Errno.ENOENT, "PASID " + hostPasid + " is not bound for " + String.format("%04x", requesterId));
+        }
+        Long table = dev.pasidTables.get(hostPasid >>> 6);
+        memory.write64(table + ((long) (hostPasid & 0x3f) << 6), 0);
+        dev.boundPasids.remove(hostPasid);
+        queue.submitSync(pasidCache(d.did, hostPasid), 0, pasidIotlbAll(d.did, hostPasid), 0);
+    }
+
+    @Override
+    public void attachPasidTable(IommuDomain parent, int requesterId, PasidTableConfig config) throws IommuException {
+        throw new IommuException(Errno.EOPNOTSUPP, "VT-d binds guest page tables per PASID; it has no guest-owned PASID table");
+    }
+
+    @Override
+    public void detachPasidTable(IommuDomain parent, int requesterId) throws IommuException {
+        throw new IommuException(Errno.EOPNOTSUPP, "VT-d has no guest-owned PASID table");
+    }
+
+    @Override
+    public synchronized void cacheInvalidate(IommuDomain domain, int requesterId, CacheInvalidation inv, PasidSet owner)
+            throws IommuException {
+        VtdDomain d = own(domain);
+        if (inv.pasid() != Pasids.NO_PASID) {
+            owner.checkOwned(inv.pasid());
+        }
+        init();
+        if (inv.caches().contains(CacheType.PASID)) {
+            queue.submitSync(inv.granularity() == Granularity.DOMAIN ? pasidCacheDomain(d.did) : pasidCache(d.did, inv.pasid()), 0);
+        }
+        if (inv.caches().contains(CacheType.IOTLB)) {
+            switch (inv.granularity()) {
+                case DOMAIN:
+                    queue.submitSync(iotlbDomain(d.did), 0, pasidIotlbDomainWide(d.did), 0);
+                    break;
+                case PASID:
+                    queue.submitSync(pasidIotlbAll(d.did, inv.pasid()), 0);
+                    break;
+                default:
+                    flushRangeChecked(d.did, inv.pasid(), inv.address(), inv.size(), inv.leaf());
+                    break;
+            }
+        }
+        // DEV_IOTLB: no device TLBs are modelled; the PASID-based device-TLB descriptor would be a no-op.
+    }
+
+    @Override
+    public void pageResponse(int requesterId, int pasid, int groupIndex, PageResponse response) throws IommuException {
+        throw new IommuException(Errno.ENOENT, "no page request is pending (page requests are not modelled yet)");
+    }
+
+    @Override
+    public void addFaultListener(FaultListener listener) {
+        listeners.add(listener);
+    }
+
+    @Override
+    public void removeFaultListener(FaultListener listener) {
+        listeners.remove(listener);
+    }
+
+    /** Frees every structure and domain; later calls fail with ENODEV. */
+    public synchronized void close() {
+        closed = true;
+        for (VtdDomain d : domains.values()) {
+            d.freed = true;
+            if (d.table != null) {
+                d.table.destroy();
+            }
+        }
+        domains.clear();
+        try {
+            for (Device dev : devices.values()) {
+                for (long table : dev.pasidTables.values()) {
+                    frames.freeFrames(table, 1);
+                }
+                frames.freeFrames(dev.directory, DIR_FRAMES);
+            }
+            for (long[] halves : contextTables.values()) {
+                for (long t : halves) {
+                    if (t != 0) {
+                        frames.freeFrames(t, 1);
+                    }
+                }
+            }
+            if (queue != null) {
+                hw.write(0x18, 0, 4); // translation and QI off
+                frames.freeFrames(rootTable, 1);
+                frames.freeFrames(queue.base(), 1);
+                frames.freeFrames(queue.statusFrame(), 1);
+            }
+        } catch (IommuException e) {
+            // a frame freed twice: nothing more to release
+        }
+        devices.clear();
+        contextTables.clear();
+        queue = null;
+    }
+
+    // ---- structures --------------------------------------------------------------------------
+
+    private VtdDomain own(IommuDomain domain) throws IommuException {
+        if (!(domain instanceof VtdDomain) || domains.get(domain.id()) != domain) {
+            throw new IommuException(Errno.ENOENT, "not a live domain of " + name);
+        }
+        return (VtdDomain) domain;
+    }
+
+    /** The context table for a bus half, created (and linked from the root entry) on first use. */
+    private long contextTable(int bus, boolean upper) throws IommuException {
+        long[] halves = contextTables.computeIfAbsent(bus, b -> new long[2]);
+        int half = upper ? 1 : 0;
+        if (halves[half] == 0) {
+            halves[half] = frames.allocateFrames(1);
+            memory.write64(rootTable + bus * 16L + half * 8L, halves[half] | 1L);
+        }
+        return halves[half];
+    }
+
+    /** Writes a PASID entry: upper words first, then the word with P, as Linux does. */
+    private void writePasidEntry(Device dev, int pasid, long[] words) throws IommuException {
+        int dirIndex = pasid >>> 6;
+        Long table = dev.pasidTables.get(dirIndex);
+        if (table == null) {
+            table = frames.allocateFrames(1);
+            dev.pasidTables.put(dirIndex, table);
+            memory.write64(dev.directory + dirIndex * 8L, table | 1L);
+        }
+        long entry = table + ((long) (pasid & 0x3f) << 6);
+        memory.write64(entry + 16, words[2]);
+        memory.write64(entry + 8, words[1]);
+        memory.write64(entry, words[0]);
+    }
+
+    // ---- invalidation descriptors (VT-d §6.5.2) ------------------------------------------------
+
+    private static long contextCacheDevice(int did, int sid) {
+        return 0x1L | (3L << 4) | ((long) did << 16) | ((long) sid << 32);
+    }
+
+    private static long pasidCache(int did, int pasid) {
+        return 0x7L | (1L << 4) | ((long) did << 16) | ((long) pasid << 32);
+    }
+
+    private static long pasidCacheDomain(int did) {
+        return 0x7L | ((long) did << 16);
+    }
+
+    private static long iotlbDomain(int did) {
+        return 0x2L | (2L << 4) | ((long) did << 16);
+    }
+
+    private static long pasidIotlbAll(int did, int pasid) {
+        return 0x6L | (2L << 4) | ((long) did << 16) | ((long) pasid << 32);
+    }
+
+    /** Domain-wide PASID-based IOTLB flush: a domain-selective IOTLB covers first-stage entries too here. */
+    private static long pasidIotlbDomainWide(int did) {
+        return iotlbDomain(did);
+    }
+
+    private void flushRange(int did, int pasid, long iova, long size, boolean leaf) {
+        try {
+            flushRangeChecked(did, pasid, iova, size, leaf);
+        } catch (IommuException e) {
+            throw new IllegalStateException("IOTLB flush failed: " + e, e);
+        }
+    }
+
+    /** Page-selective flushes of naturally aligned power-of-two blocks (AM up to CAP.MAMV), else domain-wide. */
+    private void flushRangeChecked(int did, int pasid, long iova, long size, boolean leaf) throws IommuException {
+        long[] descriptors = new long[2 * 16];
+        int n = 0;
+        long addr = iova & ~0xfffL;
+        long end = iova + size;
+        while (Long.compareUnsigned(addr, end) < 0) {
+            if (n == descriptors.length) {
+                queue.submitSync(pasid == Pasids.NO_PASID ? iotlbDomain(did) : pasidIotlbAll(did, pasid), 0);
+                return;
+            }
+            int am = Math.min(18, Long.numberOfTrailingZeros(addr >>> 12 | (1L << 18)));
+            while (am > 0 && Long.compareUnsigned(addr + (4096L << am), end) > 0) {
+                am--;
+            }
+            long q1 = addr | (leaf ? 1L << 6 : 0) | am;
+            descriptors[n++] = pasid == Pasids.NO_PASID ? 0x2L | (3L << 4) | ((long) did << 16)
+                    : 0x6L | (3L << 4) | ((long) did << 16) | ((long) pasid << 32);
+            descriptors[n++] = q1;
+            addr += 4096L << am;
+        }
+        queue.submitSync(java.util.Arrays.copyOf(descriptors, n));
+    }
+
+    // ---- faults ------------------------------------------------------------------------------
+
+    /** The fault interrupt handler: drains the fault recording registers as Linux's dmar_fault does. */
+    private void faultInterrupt() {
+        try {
+            int fsts = (int) hw.read(0x34, 4);
+            if ((fsts & 2) == 0) {
+                return;
+            }
+            int index = (fsts >>> 8) & 0xff;
+            int nfr = (int) ((hw.cap() >>> 40) & 0xff) + 1;
+            int fro = (int) ((hw.cap() >>> 24) & 0x3ff) * 16;
+            for (int i = 0; i < nfr; i++) {
+                int reg = fro + ((index + i) % nfr) * 16;
+                long high = hw.read(reg + 8, 8);
+                if (high >= 0) {
+                    break; // F clear
+                }
+                long low = hw.read(reg, 8);
+                hw.write(reg + 12, 1L << 31, 4); // clear F
+                int reason = (int) (high >>> 32) & 0xff;
+                int pasid = (high & (1L << 31)) != 0 ? (int) (high >>> 40) & 0xfffff : Pasids.NO_PASID;
+                int access = ((high & (1L << 62)) != 0 ? Access.READ : Access.WRITE)
+                        | ((high & (1L << 61)) != 0 ? Access.PRIV : 0) | ((high & (1L << 60)) != 0 ? Access.EXEC : 0);
+                IommuFault fault = new IommuFault(name, (int) (high & 0xffff), pasid, low & ~0xfffL, access,
+                        VtdHardware.faultKind(reason), stageOf(reason), reason, VtdHardware.faultName(reason));
+                for (FaultListener l : listeners) {
+                    try {
+                        l.fault(fault);
+                    } catch (RuntimeException e) {
+                        // a listener's failure must not stop fault handling
+                    }
+                }
+            }
+            hw.write(0x34, 1, 4); // clear PFO
+        } catch (IommuException e) {
+            // register offsets above are valid; nothing else can fail
+        }
+    }
+
+    private static Stage stageOf(int reason) {
+        if (reason >= 0x78 && reason < 0x80) {
+            return Stage.STAGE2;
+        }
+        if (reason >= 0x70 || reason == 0x91) {
+            return Stage.STAGE1;
+        }
+        return Stage.CONFIG;
+    }
+}
