@@ -131,6 +131,47 @@ public class HotSwapIT {
                 configurationId("org.iommulab.platform.internal.registry.IommuRegistryImpl"));
     }
 
+    /** The VT-d backend bundle stops under a consumer holding an instance, then comes back. */
+    @Test
+    public void vtdBackendBundleStopsAndStartsUnderItsConsumers() throws Exception {
+        IommuRegistry registry = context.getService(context.getServiceReference(IommuRegistry.class));
+        long registryId = configurationId("org.iommulab.platform.internal.registry.IommuRegistryImpl");
+        List<String> removed = new CopyOnWriteArrayList<>();
+        context.registerService(InstanceListener.class, new InstanceListener() {
+            @Override
+            public void instanceAdded(IommuInstance instance) {
+            }
+
+            @Override
+            public void instanceRemoved(IommuInstance instance) {
+                removed.add(instance.name());
+            }
+        }, null);
+        Shell shell = new Shell(processor);
+        assertEquals("vtd0", shell.run("iommu:create vtd vtd0").trim());
+        IommuInstance held = registry.instance("vtd0").orElseThrow();
+        // The unit answers its registers: CAP.SAGAW advertises 39-, 48- and 57-bit second stages.
+        assertEquals(0xe, (held.mmioRead(0x8, 8) >>> 8) & 0x1f);
+
+        Bundle vtd = bundle("org.iommulab.vtd-backend");
+        vtd.stop();
+        assertEquals("the consumer is told before the instance closes", List.of("vtd0"), removed);
+        assertFalse(registry.instance("vtd0").isPresent());
+        try {
+            held.mmioRead(0x8, 8);
+            fail("a closed instance answered");
+        } catch (org.iommulab.api.errno.IommuException e) {
+            assertEquals(org.iommulab.api.errno.Errno.ENODEV, e.errno());
+        }
+        org.iommulab.api.translation.Translation t = new org.iommulab.api.translation.Translation();
+        assertFalse("DMA through a closed unit faults", held.translate(0x10, -1, 0x1000, 1, t));
+
+        vtd.start();
+        assertTrue(Container.await(() -> registry.backends().stream().anyMatch(b -> b.vendor.equals("vtd")), WAIT_MS));
+        assertEquals("vtd1", shell.run("iommu:create vtd vtd1").trim());
+        assertEquals(registryId, configurationId("org.iommulab.platform.internal.registry.IommuRegistryImpl"));
+    }
+
     private Bundle bundle(String bsn) {
         for (Bundle b : context.getBundles()) {
             if (bsn.equals(b.getSymbolicName())) {
