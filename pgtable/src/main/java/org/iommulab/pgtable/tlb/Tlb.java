@@ -49,6 +49,8 @@ public final class Tlb {
 
     private final String name;
     private final int capacity;
+    /** Bumped by every invalidation, under the write lock. */
+    private volatile long generation;
     private final StampedLock lock = new StampedLock();
 
     // Entries, struct-of-arrays indexed by slot. A slot is in use iff spaceOf[slot] != NONE.
@@ -234,6 +236,40 @@ public final class Tlb {
      */
     public void insert(long tag1, long tag2, long address, int pageShift, long outputAddress,
             int permissions, long attributes, boolean leaf) {
+        insertIfUnchanged(-1, tag1, tag2, address, pageShift, outputAddress, permissions, attributes, leaf);
+    }
+
+    /**
+     * The invalidation generation: it changes with every invalidation call. A caller that walks
+     * tables reads it before the walk and fills with {@link #insertIfUnchanged}, so that a walk
+     * overtaken by an invalidation never leaves its (possibly stale) result behind - the guarantee
+     * hardware gives once an invalidation has completed.
+     *
+     * @return the current generation
+     */
+    public long generation() {
+        return generation;
+    }
+
+    /**
+     * Like {@link #insert}, but only if no invalidation ran since {@code expectedGeneration} was
+     * read from {@link #generation()}; the check and the insert are atomic with respect to
+     * invalidations.
+     *
+     * @param expectedGeneration a value of {@link #generation()}, or -1 to insert unconditionally
+     * @param tag1 first tag
+     * @param tag2 second tag
+     * @param address any input address within the page, bytes
+     * @param pageShift log2 of the page size
+     * @param outputAddress output address of the page (its page base is stored)
+     * @param permissions backend-defined permission bits
+     * @param attributes backend-defined attribute bits
+     * @param leaf leaf translation or paging-structure entry
+     * @return {@code true} if inserted
+     * @throws IllegalArgumentException if {@code pageShift} is out of range
+     */
+    public boolean insertIfUnchanged(long expectedGeneration, long tag1, long tag2, long address, int pageShift,
+            long outputAddress, int permissions, long attributes, boolean leaf) {
         if (pageShift < MIN_PAGE_SHIFT || pageShift > MAX_PAGE_SHIFT) {
             throw new IllegalArgumentException("pageShift " + pageShift + " not in "
                     + MIN_PAGE_SHIFT + ".." + MAX_PAGE_SHIFT);
@@ -242,6 +278,9 @@ public final class Tlb {
         long page = outputAddress & -(1L << pageShift);
         long stamp = lock.writeLock();
         try {
+            if (expectedGeneration != -1 && expectedGeneration != generation) {
+                return false;
+            }
             inserts++;
             int slot = chainFind(tag1, tag2, key);
             if (slot < 0) {
@@ -254,6 +293,7 @@ public final class Tlb {
             this.outputPage[slot] = page;
             this.permissions[slot] = permissions;
             this.attributes[slot] = attributes;
+            return true;
         } finally {
             lock.unlockWrite(stamp);
         }
@@ -266,6 +306,7 @@ public final class Tlb {
      */
     public long invalidateAll() {
         long stamp = lock.writeLock();
+        generation++; // under the write lock: fills that started before see the change
         try {
             long removed = size;
             clear();
@@ -285,6 +326,7 @@ public final class Tlb {
      */
     public long invalidateTag1(long tag1) {
         long stamp = lock.writeLock();
+        generation++; // under the write lock: fills that started before see the change
         try {
             int group = groups.find(tag1, 0);
             long removed = 0;
@@ -310,6 +352,7 @@ public final class Tlb {
      */
     public long invalidateTag(long tag1, long tag2) {
         long stamp = lock.writeLock();
+        generation++; // under the write lock: fills that started before see the change
         try {
             int space = spaces.find(tag1, tag2);
             long removed = space == NONE ? 0 : removeSpace(space);
@@ -337,6 +380,7 @@ public final class Tlb {
     public long invalidateRange(long tag1, long tag2, long address, long size, boolean leafOnly) {
         long last = lastAddress(address, size);
         long stamp = lock.writeLock();
+        generation++; // under the write lock: fills that started before see the change
         try {
             int space = spaces.find(tag1, tag2);
             long removed = space == NONE ? 0 : removeRange(space, address, last, leafOnly);
@@ -360,6 +404,7 @@ public final class Tlb {
     public long invalidateRangeAnyTag2(long tag1, long address, long size, boolean leafOnly) {
         long last = lastAddress(address, size);
         long stamp = lock.writeLock();
+        generation++; // under the write lock: fills that started before see the change
         try {
             int group = groups.find(tag1, 0);
             long removed = 0;

@@ -502,7 +502,7 @@ public final class VtdDriver implements IommuDriver {
                 int reason = (int) (high >>> 32) & 0xff;
                 int pasid = (high & (1L << 31)) != 0 ? (int) (high >>> 40) & 0xfffff : Pasids.NO_PASID;
                 int access = ((high & (1L << 62)) != 0 ? Access.READ : Access.WRITE)
-                        | ((high & (1L << 61)) != 0 ? Access.PRIV : 0) | ((high & (1L << 60)) != 0 ? Access.EXEC : 0);
+                        | ((high & (1L << 29)) != 0 ? Access.PRIV : 0) | ((high & (1L << 30)) != 0 ? Access.EXEC : 0);
                 IommuFault fault = new IommuFault(name, (int) (high & 0xffff), pasid, low & ~0xfffL, access,
                         VtdHardware.faultKind(reason), stageOf(reason), reason, VtdHardware.faultName(reason));
                 for (FaultListener l : listeners) {

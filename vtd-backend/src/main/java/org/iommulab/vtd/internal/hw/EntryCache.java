@@ -17,6 +17,8 @@ final class EntryCache {
     private final boolean[] valid;
     private final long[] data;
     private final StampedLock lock = new StampedLock();
+    /** Bumped by every invalidation under the write lock; see {@link #fill}. */
+    private volatile long generation;
     final LongAdder hits = new LongAdder();
     final LongAdder misses = new LongAdder();
 
@@ -64,11 +66,23 @@ final class EntryCache {
         return hit;
     }
 
-    /** Caches the words of an entry, replacing whatever shared its slot. */
-    void fill(long key, long[] in) {
+    /** @return the invalidation generation, read before fetching an entry from memory */
+    long generation() {
+        return generation;
+    }
+
+    /**
+     * Caches the words of an entry, replacing whatever shared its slot, unless an invalidation ran
+     * since {@code expectedGeneration}: an entry fetched before an invalidation completed must not
+     * outlive it.
+     */
+    void fill(long key, long[] in, long expectedGeneration) {
         int s = slot(key);
         long stamp = lock.writeLock();
         try {
+            if (expectedGeneration != generation) {
+                return;
+            }
             keys[s] = key;
             valid[s] = true;
             System.arraycopy(in, 0, data, s * words, words);
@@ -81,6 +95,7 @@ final class EntryCache {
     void invalidateAll() {
         long stamp = lock.writeLock();
         try {
+            generation++;
             java.util.Arrays.fill(valid, false);
         } finally {
             lock.unlockWrite(stamp);
@@ -95,6 +110,7 @@ final class EntryCache {
     void invalidate(Selector selector) {
         long stamp = lock.writeLock();
         try {
+            generation++;
             for (int s = 0; s <= mask; s++) {
                 if (valid[s] && selector.matches(keys[s], data, s * words)) {
                     valid[s] = false;

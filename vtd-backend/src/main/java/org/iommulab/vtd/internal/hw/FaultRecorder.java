@@ -9,7 +9,7 @@ import org.iommulab.api.translation.Access;
  * FSTS.PFO when a fault arrives while the next record is still pending (the fault is dropped).
  *
  * <p>Fault recording register (§11.4.9.3), 128 bits: FI 63:12 (faulting page address); SID 79:64,
- * PP 95 (PASID present), FR 103:96 (reason), PV 123:104 (PASID), EXE 124, PRIV 125, T1 126 (1 = read),
+ * PRIV 93, EXE 94, PP 95 (PASID present), FR 103:96 (reason), PV 123:104 (PASID), T1 126 (1 = read),
  * F 127 (fault, RW1C).
  *
  * <p>Thread safe: every method is synchronized.
@@ -24,17 +24,26 @@ final class FaultRecorder {
     private long dropped;
     private long interrupts;
 
+    /** {@link #record} dropped the fault (overflow). */
+    static final int DROPPED = 0;
+    /** {@link #record} recorded the fault without a new fault event (one was pending already or it is masked). */
+    static final int RECORDED = 1;
+    /** {@link #record} recorded the fault and delivered a fault event (interrupt) now. */
+    static final int INTERRUPT = 2;
+
     /**
-     * Records a fault.
+     * Records a fault (§7.2.1): while PFO is set, or when the next record is still pending, the
+     * fault is dropped (and PFO set). A fault event is raised only when no record was pending.
      *
-     * @return {@code true} if it was recorded, {@code false} if dropped (overflow)
+     * @return {@link #DROPPED}, {@link #RECORDED} or {@link #INTERRUPT}
      */
-    synchronized boolean record(int sid, int pasid, long address, int access, int reason) {
-        if ((high[next] & VtdReg.FRCD_F) != 0) {
+    synchronized int record(int sid, int pasid, long address, int access, int reason) {
+        if (overflow || (high[next] & VtdReg.FRCD_F) != 0) {
             overflow = true;
             dropped++;
-            return false;
+            return DROPPED;
         }
+        boolean wasPending = pending();
         low[next] = address & ~0xfffL;
         long h = (sid & 0xffffL) | ((long) (reason & 0xff) << VtdReg.FRCD_FR_SHIFT) | VtdReg.FRCD_F;
         if (pasid != Pasids.NO_PASID) {
@@ -52,13 +61,41 @@ final class FaultRecorder {
         high[next] = h;
         next = (next + 1) % VtdReg.NFR;
         recorded++;
-        // A fault event: pending while masked, delivered (counted) otherwise.
+        if (wasPending) {
+            return RECORDED; // PPF was set already: not a new interrupt condition (§7.2.2)
+        }
+        return raiseEvent() ? INTERRUPT : RECORDED;
+    }
+
+    /**
+     * Raises a fault event (a new fault or an invalidation queue error): pending while masked,
+     * delivered otherwise.
+     *
+     * @return {@code true} if delivered now
+     */
+    synchronized boolean raiseEvent() {
         if ((fectl & VtdReg.CTL_IM) != 0) {
             fectl |= VtdReg.CTL_IP;
-        } else {
-            interrupts++;
+            return false;
         }
+        interrupts++;
         return true;
+    }
+
+    /** Software serviced every status: a pending (masked) event is withdrawn (§11.4.9.2). */
+    synchronized void clearPendingIfIdle(int otherStatus) {
+        if (!pending() && !overflow && otherStatus == 0) {
+            fectl &= ~VtdReg.CTL_IP;
+        }
+    }
+
+    private boolean pending() {
+        for (long h : high) {
+            if ((h & VtdReg.FRCD_F) != 0) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** @return FSTS bits 15:0 derived from the records: FRI, PPF, PFO */

@@ -41,6 +41,9 @@ final class Translator {
     static final int PGTT_SECOND = 2;
     static final int PGTT_NESTED = 3;
     static final int PGTT_PASS_THROUGH = 4;
+    /** IOTLB attribute: cached by a write walk, so the leaf's dirty flag is set. */
+    private static final long DIRTY = 1;
+    private static final long CLEAN = 0;
 
     private static final long ROOT_RSVD = 0xffeL;
     private static final long CTX0_RSVD = 0x1e0L;
@@ -170,11 +173,14 @@ final class Translator {
             return true;
         }
         // IOTLB: tagged by domain id and PASID.
+        // A write needs the leaf's dirty flag: an entry cached by a read walk does not serve it.
+        boolean write = (access & Access.WRITE) != 0;
         if (s.explain == null && iotlb.lookup(did, effectivePasid, address, true, s.hit)
-                && Perm.check(s.hit.permissions(), access) == null) {
+                && Perm.check(s.hit.permissions(), access) == null && (!write || s.hit.attributes() == DIRTY)) {
             out.success(s.hit.outputAddress(), s.hit.pageShift(), Perm.toAccess(s.hit.permissions()));
             return true;
         }
+        long generation = iotlb.generation();
         WalkResult w = s.walk;
         boolean ok;
         if (pgtt == PGTT_SECOND) {
@@ -197,7 +203,8 @@ final class Translator {
             return false;
         }
         if (update && s.explain == null) {
-            iotlb.insert(did, effectivePasid, address, w.pageShift(), w.outputAddress(), w.permissions(), pgtt, true);
+            iotlb.insertIfUnchanged(generation, did, effectivePasid, address, w.pageShift(), w.outputAddress(),
+                    w.permissions(), write ? DIRTY : CLEAN, true);
         }
         out.success(w.outputAddress(), w.pageShift(), Perm.toAccess(w.permissions()));
         return true;
@@ -220,6 +227,7 @@ final class Translator {
         if (s.explain == null && contextCache.lookup(sid, s.context)) {
             return true;
         }
+        long generation = contextCache.generation();
         int bus = sid >>> 8;
         int devfn = sid & 0xff;
         long rootEntry;
@@ -254,7 +262,7 @@ final class Translator {
         if ((c0 & CTX0_RSVD) != 0 || (c0 & ~0xfffL) >>> config.haw != 0 || (s.context[1] & CTX1_RSVD) != 0) {
             return fail(s, out, VtdFault.SM_CTX_RSVD, (c0 & 2) != 0);
         }
-        contextCache.fill(sid, s.context);
+        contextCache.fill(sid, s.context, generation);
         return true;
     }
 
@@ -264,6 +272,7 @@ final class Translator {
         if (s.explain == null && pasidCache.lookup(key, s.pasidEntry)) {
             return true;
         }
+        long generation = pasidCache.generation();
         long dirEntry;
         try {
             dirEntry = memory.read64(directory + ((long) (pasid >>> 6) << 3));
@@ -303,7 +312,11 @@ final class Translator {
         if (!validPgtt(pe0, s.pasidEntry[2])) {
             return fail(s, out, VtdFault.PASID_ENTRY_INV, entryFpd);
         }
-        pasidCache.fill(key, s.pasidEntry);
+        int pgtt = (int) (pe0 >>> 6) & 7;
+        if ((pgtt == PGTT_SECOND || pgtt == PGTT_NESTED) && (pe0 & ~0xfffL) >>> config.haw != 0) {
+            return fail(s, out, VtdFault.SS_PTR_INV, entryFpd);
+        }
+        pasidCache.fill(key, s.pasidEntry, generation);
         return true;
     }
 
@@ -315,7 +328,7 @@ final class Translator {
         }
         if (pgtt == PGTT_SECOND || pgtt == PGTT_NESTED) {
             int aw = (int) (pe0 >>> 2) & 7;
-            if (aw < 1 || aw > 3 || ((config.sagaw() >>> aw) & 1) == 0 || (pe0 & ~0xfffL) >>> config.haw != 0) {
+            if (aw < 1 || aw > 3 || ((config.sagaw() >>> aw) & 1) == 0) {
                 return false;
             }
         }

@@ -131,8 +131,7 @@ public final class VtdHardware {
             return true;
         }
         faultCount.increment();
-        if (s.faultRecordable && faults.record(sid, pasid, address, access, s.fault.code)
-                && (faults.fectl() & VtdReg.CTL_IM) == 0) {
+        if (s.faultRecordable && faults.record(sid, pasid, address, access, s.fault.code) == FaultRecorder.INTERRUPT) {
             faultInterrupt.run();
         }
         return false;
@@ -220,7 +219,7 @@ public final class VtdHardware {
         if (size != 4 && size != 8) {
             throw new IommuException(Errno.EINVAL, "VT-d registers are accessed with 4 or 8 bytes, not " + size);
         }
-        if (offset < 0 || offset + size > VtdReg.SIZE || (offset & (size - 1)) != 0) {
+        if (offset < 0 || offset > VtdReg.SIZE - size || (offset & (size - 1)) != 0) {
             throw new IommuException(Errno.EINVAL, String.format("register offset 0x%x is not %d-byte aligned inside 0x%x",
                     offset, size, VtdReg.SIZE));
         }
@@ -299,6 +298,7 @@ public final class VtdHardware {
         if (off >= VtdReg.FRCD && off < VtdReg.FRCD + 16 * VtdReg.NFR) {
             if (((off - VtdReg.FRCD) & 8) != 0 && (mask >>> 32) != 0) {
                 faults.writeHigh((off - VtdReg.FRCD) / 16, value);
+                faults.clearPendingIfIdle(fstsSticky);
             }
             return;
         }
@@ -323,6 +323,7 @@ public final class VtdHardware {
                         faults.clearOverflow();
                     }
                     fstsSticky &= ~w1c;
+                    faults.clearPendingIfIdle(fstsSticky);
                 }
                 break;
             case VtdReg.FECTL:
@@ -337,8 +338,12 @@ public final class VtdHardware {
                 feaddr = merge(feaddr, value, mask);
                 break;
             case VtdReg.IQT:
-                iqt = merge(iqt, value, mask) & queueOffsetMask();
-                processQueue();
+                iqt = merge(iqt, value, mask) & 0x7fff0L;
+                if (iqt >= queueBytes() || (wideDescriptors() && (iqt & 0x10) != 0)) {
+                    queueError(2); // a tail outside the queue, or not on a 256-bit descriptor
+                } else {
+                    processQueue();
+                }
                 break;
             case VtdReg.IQA:
                 if (!qiEnabled) {
@@ -346,8 +351,9 @@ public final class VtdHardware {
                 }
                 break;
             case 0x98:
-                if (hi) {
-                    ics &= ~((int) (value >>> 32) & VtdReg.ICS_IWC);
+                if (hi && ((int) (value >>> 32) & VtdReg.ICS_IWC) != 0) {
+                    ics &= ~VtdReg.ICS_IWC;
+                    iectl &= ~VtdReg.CTL_IP; // the completion was serviced
                 }
                 break;
             case VtdReg.IECTL:
@@ -422,13 +428,21 @@ public final class VtdHardware {
         }
         int cirg = (int) (value >>> 61) & 3;
         if (cirg == 3) {
-            int sid = (int) (value >>> 16) & 0xffff;
-            translator.contextCache.invalidate((key, data, o) -> key == sid);
+            invalidateContexts((int) (value >>> 16) & 0xffff, (int) (value >>> 32) & 3);
         } else {
             translator.contextCache.invalidateAll();
         }
         // Done: clear ICC and report the actual granularity (CAIG 60:59) as requested.
         ccmd = (value & ~(1L << 63) & ~(3L << 59)) | ((long) cirg << 59);
+    }
+
+    /**
+     * Device-selective context-cache invalidation with a function mask (FM): 1 masks bit 2 of the
+     * function number, 2 bits 2:1, 3 bits 2:0, so one request covers a group of functions.
+     */
+    private void invalidateContexts(int sid, int fm) {
+        int masked = fm == 0 ? 0 : (7 << (3 - fm)) & 7;
+        translator.contextCache.invalidate((key, data, o) -> (key & ~masked) == (sid & ~masked));
     }
 
     /** IOTLB register (§10.4.8.1): register-based IOTLB invalidation when IVT is set. */
@@ -441,7 +455,15 @@ public final class VtdHardware {
         int did = (int) (value >>> 32) & 0xffff;
         if (iirg == 3) {
             int am = (int) (iva & 0x3f);
+            if (am > 18) {
+                // AM beyond CAP.MAMV: not performed, reported as IAIG 0.
+                iotlbReg = value & ~(1L << 63) & ~(3L << 57);
+                return;
+            }
             translator.iotlb.invalidateRangeAnyTag2(did, iva & ~0xfffL, 4096L << am, (iva & 0x40) != 0);
+        } else if (iirg == 0) {
+            iotlbReg = value & ~(1L << 63) & ~(3L << 57); // reserved granularity: not performed
+            return;
         } else if (iirg == 2) {
             translator.iotlb.invalidateTag1(did);
         } else {
@@ -458,10 +480,6 @@ public final class VtdHardware {
 
     private long queueBytes() {
         return 4096L << (iqa & VtdReg.IQA_QS);
-    }
-
-    private long queueOffsetMask() {
-        return wideDescriptors() ? 0x7ffe0L : 0x7fff0L;
     }
 
     /** Processes descriptors from IQH to IQT (§6.5.2); bounded by the queue size. */
@@ -496,6 +514,9 @@ public final class VtdHardware {
         fstsSticky |= VtdReg.FSTS_IQE;
         iqercd = code;
         queueErrors++;
+        if (faults.raiseEvent()) {
+            faultInterrupt.run(); // the queue error is reported with a fault event (§6.5.2.10)
+        }
     }
 
     /**
@@ -516,8 +537,7 @@ public final class VtdHardware {
                     return false;
                 }
                 if (g == 3) {
-                    int sid = (int) (q0 >>> 32) & 0xffff;
-                    translator.contextCache.invalidate((key, data, o) -> key == sid);
+                    invalidateContexts((int) (q0 >>> 32) & 0xffff, (int) (q0 >>> 48) & 3);
                 } else {
                     translator.contextCache.invalidateAll();
                 }
@@ -537,7 +557,8 @@ public final class VtdHardware {
                         return false;
                     }
                 }
-                if ((q0 & (1L << 4)) != 0) {
+                if ((q0 & (1L << 4)) != 0 && (ics & VtdReg.ICS_IWC) == 0) {
+                    // A new completion event only when the last one was serviced (IWC clear).
                     ics |= VtdReg.ICS_IWC;
                     if ((iectl & VtdReg.CTL_IM) != 0) {
                         iectl |= VtdReg.CTL_IP;

@@ -81,8 +81,10 @@ final class VtdReg {
     // Fault recording register, upper 64 bits (§11.4.9.3)
     static final long FRCD_F = 1L << 63;
     static final long FRCD_T1 = 1L << 62;
-    static final long FRCD_PRIV = 1L << 61;
-    static final long FRCD_EXE = 1L << 60;
+    /** PRIV, record bit 93: privileged request. */
+    static final long FRCD_PRIV = 1L << 29;
+    /** EXE, record bit 94: execute requested. */
+    static final long FRCD_EXE = 1L << 30;
     static final int FRCD_PV_SHIFT = 40;
     static final int FRCD_FR_SHIFT = 32;
     static final long FRCD_PP = 1L << 31;
