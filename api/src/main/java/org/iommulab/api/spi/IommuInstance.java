@@ -82,6 +82,37 @@ public interface IommuInstance {
      */
     List<WalkStepDTO> explain(int requesterId, int pasid, long address, int access);
 
+    /**
+     * A device's page request (PCIe PRI; VT-d page request descriptor; SMMUv3 PRI queue entry):
+     * after a translation failed, a device that supports page requests asks for the page and waits
+     * for the response to its page request group. The IOMMU queues the request for software (its
+     * page request queue) or answers it itself when it cannot queue it.
+     *
+     * @param requesterId source id or stream id
+     * @param pasid the PASID, or {@link org.iommulab.api.pasid.Pasids#NO_PASID}
+     * @param address the address that faulted
+     * @param access {@link org.iommulab.api.translation.Access} bits requested
+     * @param groupIndex the page request group index the device chose (PCIe: 9 bits)
+     * @return {@code true} if the request was accepted (queued or answered), {@code false} if page
+     *     requests are not enabled for this requester (the device must treat the access as failed)
+     */
+    default boolean pageRequest(int requesterId, int pasid, long address, int access, int groupIndex) {
+        return false;
+    }
+
+    /**
+     * The device side of a page response: polled by a device waiting for its page request group.
+     *
+     * @param requesterId source id or stream id
+     * @param pasid the PASID, or {@link org.iommulab.api.pasid.Pasids#NO_PASID}
+     * @param groupIndex the group index of the request
+     * @return {@code null} while the request is pending (or unknown), else the response, which is
+     *     then consumed
+     */
+    default org.iommulab.api.fault.PageResponse pageRequestStatus(int requesterId, int pasid, int groupIndex) {
+        return null;
+    }
+
     /** @return the host driver of this instance, never {@code null} */
     IommuDriver driver();
 

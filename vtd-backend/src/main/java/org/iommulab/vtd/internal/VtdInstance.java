@@ -87,6 +87,16 @@ final class VtdInstance implements IommuInstance {
     }
 
     @Override
+    public boolean pageRequest(int requesterId, int pasid, long address, int access, int groupIndex) {
+        return !closed && hw.pageRequest(requesterId, pasid, address, access, groupIndex);
+    }
+
+    @Override
+    public org.iommulab.api.fault.PageResponse pageRequestStatus(int requesterId, int pasid, int groupIndex) {
+        return closed ? org.iommulab.api.fault.PageResponse.FAILURE : hw.pageRequestStatus(requesterId, pasid, groupIndex);
+    }
+
+    @Override
     public IommuDriver driver() {
         return driver;
     }

@@ -59,6 +59,9 @@ public final class VtdDriver implements IommuDriver {
     private final Map<Integer, long[]> contextTables = new HashMap<>();
     private InvalidationQueue queue;
     private long rootTable;
+    private long pageRequestQueue;
+    /** Page request groups delivered to listeners and not answered yet, by (sid, pasid, group). */
+    private final java.util.Set<Long> pendingGroups = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private boolean closed;
 
     /** What the driver set up for one source id. */
@@ -108,6 +111,13 @@ public final class VtdDriver implements IommuDriver {
         hw.write(0x18, 1 << 26, 4); // QIE
         hw.setFaultInterrupt(this::faultInterrupt);
         hw.write(0x38, 0, 4); // FECTL: unmask fault events
+        if ((hw.ecap() & (1L << 29)) != 0) {
+            pageRequestQueue = frames.allocateFrames(1);
+            hw.write(0xd0, pageRequestQueue, 8); // PQA: one 4 KiB page, 128 descriptors
+            hw.write(0xc0, 0, 8); // PQH
+            hw.setPageRequestInterrupt(this::pageRequestInterrupt);
+            hw.write(0xe0, 0, 4); // PECTL: unmask page request events
+        }
         hw.write(0x18, (1 << 26) | (1 << 31), 4); // QIE + TE
         if ((hw.read(0x1c, 4) & ((1L << 31) | (1L << 26) | (1L << 30))) != ((1L << 31) | (1L << 26) | (1L << 30))) {
             throw new IommuException(Errno.EIO, "the unit did not report TES, QIES and RTPS in GSTS");
@@ -198,8 +208,9 @@ public final class VtdDriver implements IommuDriver {
         }
         long entry = context + (requesterId & 0x7f) * 32L;
         memory.write64(entry + 8, 0); // RID_PASID = 0
-        // P, PASIDE (requests with PASID allowed), PDTS, PASID directory pointer.
-        memory.write64(entry, directory | ((long) PDTS << 9) | (1L << 3) | 1L);
+        // P, PASIDE (requests with PASID allowed), PRE (page requests) when supported, PDTS, directory.
+        long pre = pageRequestQueue != 0 ? 1L << 4 : 0;
+        memory.write64(entry, directory | ((long) PDTS << 9) | pre | (1L << 3) | 1L);
         devices.put(requesterId, dev);
         queue.submitSync(contextCacheDevice(d.did, requesterId), 0, pasidCache(d.did, 0), 0,
                 iotlbDomain(d.did), 0);
@@ -334,7 +345,70 @@ public final class VtdDriver implements IommuDriver {
 
     @Override
     public void pageResponse(int requesterId, int pasid, int groupIndex, PageResponse response) throws IommuException {
-        throw new IommuException(Errno.ENOENT, "no page request is pending (page requests are not modelled yet)");
+        long key = groupKey(requesterId, pasid, groupIndex);
+        if (!pendingGroups.remove(key)) {
+            throw new IommuException(Errno.ENOENT, String.format("no page request group %d pending for %04x PASID %d",
+                    groupIndex, requesterId, pasid));
+        }
+        respond(requesterId, pasid, groupIndex, response);
+    }
+
+    /** Page group response descriptor (type 9): PASID present, response code, RID, PASID; LPIG and group index. */
+    private void respond(int sid, int pasid, int group, PageResponse response) throws IommuException {
+        long q0 = 0x9L | ((long) response.code() << 12) | ((long) (sid & 0xffff) << 16);
+        if (pasid != Pasids.NO_PASID) {
+            q0 |= (1L << 4) | ((long) pasid << 32);
+        }
+        long q1 = (1L << 2) | ((long) (group & 0x1ff) << 3);
+        synchronized (this) {
+            init();
+            queue.submitSync(q0, q1);
+        }
+    }
+
+    private static long groupKey(int sid, int pasid, int group) {
+        return ((long) (sid & 0xffff) << 32) | ((long) (pasid + 1) << 9) | (group & 0x1ff);
+    }
+
+    /**
+     * The page request interrupt handler (Linux {@code prq_event_thread}): reads descriptors from
+     * PQH to PQT, hands each to the listeners (or answers INVALID when nobody listens), moves PQH
+     * and clears PRS.PPR.
+     */
+    private void pageRequestInterrupt() {
+        try {
+            long head = hw.read(0xc0, 8);
+            long tail = hw.read(0xc8, 8);
+            int guard = 128;
+            while (head != tail && guard-- > 0) {
+                long q0 = memory.read64(pageRequestQueue + head);
+                long q1 = memory.read64(pageRequestQueue + head + 8);
+                head = (head + 32) % 4096;
+                int sid = (int) (q0 >>> 16) & 0xffff;
+                int pasid = (q0 & (1L << 8)) != 0 ? (int) (q0 >>> 32) & 0xfffff : Pasids.NO_PASID;
+                int group = (int) (q1 >>> 3) & 0x1ff;
+                int access = ((q1 & 1) != 0 ? Access.READ : 0) | ((q1 & 2) != 0 ? Access.WRITE : 0)
+                        | ((q0 & (1L << 52)) != 0 ? Access.EXEC : 0) | ((q0 & (1L << 53)) != 0 ? Access.PRIV : 0);
+                org.iommulab.api.fault.PageRequest request = new org.iommulab.api.fault.PageRequest(name, sid, pasid,
+                        q1 & ~0xfffL, access, group, (q1 & 4) != 0);
+                if (listeners.isEmpty()) {
+                    respond(sid, pasid, group, PageResponse.INVALID);
+                    continue;
+                }
+                pendingGroups.add(groupKey(sid, pasid, group));
+                for (FaultListener l : listeners) {
+                    try {
+                        l.pageRequest(request);
+                    } catch (RuntimeException e) {
+                        // a listener's failure must not stop the queue
+                    }
+                }
+            }
+            hw.write(0xc0, head, 8);
+            hw.write(0xdc, 3, 4); // clear PPR and PRO
+        } catch (IommuException e) {
+            // offsets are valid; a failed response submission leaves the device waiting until reset
+        }
     }
 
     @Override
@@ -373,6 +447,10 @@ public final class VtdDriver implements IommuDriver {
             }
             if (queue != null) {
                 hw.write(0x18, 0, 4); // translation and QI off
+                if (pageRequestQueue != 0) {
+                    frames.freeFrames(pageRequestQueue, 1);
+                    pageRequestQueue = 0;
+                }
                 frames.freeFrames(rootTable, 1);
                 frames.freeFrames(queue.base(), 1);
                 frames.freeFrames(queue.statusFrame(), 1);

@@ -210,6 +210,16 @@ final class Translator {
         return true;
     }
 
+    /** @return {@code true} if the device's context entry is present with PRE (page requests) set */
+    boolean pageRequestsEnabled(long rootTable, int sid) {
+        if ((rootTable & VtdReg.RTADDR_TTM_MASK) != VtdReg.RTADDR_TTM_SCALABLE) {
+            return false;
+        }
+        Scratch s = scratch();
+        Translation ignored = new Translation();
+        return context(rootTable & ~0xfffL, sid, s, ignored) && (s.context[0] & (1L << 4)) != 0;
+    }
+
     private VtdSecondStage secondStage(long pe0) {
         int aw = (int) (pe0 >>> 2) & 7;
         int flags = (int) ((pe0 >>> 5) & 1) | (int) ((pe0 >>> 8) & 2); // SLEE bit 5, SLADE bit 9

@@ -24,6 +24,7 @@ public final class VtdConfig {
         d.put("sllps", "3");
         d.put("sl-ad", "true");
         d.put("pasid-bits", "20");
+        d.put("prs", "true");
         d.put("iotlb-size", "4096");
         d.put("pasid-cache-size", "1024");
         d.put("context-cache-size", "256");
@@ -38,6 +39,7 @@ public final class VtdConfig {
     final int sllps;
     final boolean slAccessDirty;
     final int pasidBits;
+    final boolean prs;
     final int iotlbSize;
     final int pasidCacheSize;
     final int contextCacheSize;
@@ -56,6 +58,7 @@ public final class VtdConfig {
         this.sllps = intIn(values, "sllps", 0, 3);
         this.slAccessDirty = bool(values, "sl-ad");
         this.pasidBits = intIn(values, "pasid-bits", 1, 20);
+        this.prs = bool(values, "prs");
         this.iotlbSize = intIn(values, "iotlb-size", 1, 1 << 20);
         this.pasidCacheSize = powerOfTwo(values, "pasid-cache-size");
         this.contextCacheSize = powerOfTwo(values, "context-cache-size");
@@ -148,7 +151,7 @@ public final class VtdConfig {
     }
 
     /**
-     * The Extended Capability Register (§11.4.3): QI 1, DT 2, PT 6, SC 7, IRO 17:8, NEST 26, SRS 31, EAFS 34,
+     * The Extended Capability Register (§11.4.3): QI 1, DT 2, PT 6, SC 7, IRO 17:8, NEST 26, PRS 29, SRS 31, EAFS 34,
      * PSS 39:35 (PASID bits - 1), PASID 40, SMTS 43, SLADS 45, SLTS 46, FLTS 47, SMPWCS 48.
      *
      * @return the value
@@ -160,6 +163,9 @@ public final class VtdConfig {
         ecap |= (1L << 40) | (1L << 43) | (1L << 46) | (1L << 47) | (1L << 48);
         if (slAccessDirty) {
             ecap |= 1L << 45;
+        }
+        if (prs) {
+            ecap |= 1L << 29; // PRS: page requests
         }
         return ecap;
     }

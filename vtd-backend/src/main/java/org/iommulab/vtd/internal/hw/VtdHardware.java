@@ -38,6 +38,9 @@ public final class VtdHardware {
     private final VtdConfig config;
     private final Translator translator;
     private final FaultRecorder faults = new FaultRecorder();
+    private final PageRequestQueue prq;
+    /** Told when a page request event is delivered (PECTL.IM clear). */
+    private volatile Runnable pageRequestInterrupt = () -> { };
     private final ReentrantLock lock = new ReentrantLock();
     private final long cap;
     private final long ecap;
@@ -59,11 +62,6 @@ public final class VtdHardware {
     private int fedata;
     private long feaddr;
     private long iqercd;
-    private long pqh;
-    private long pqt;
-    private long pqa;
-    private int prs;
-    private int pectl = VtdReg.CTL_IM;
     private long iva;
     private long iotlbReg;
     private boolean rtaddrLatched;
@@ -88,6 +86,7 @@ public final class VtdHardware {
         this.memory = memory;
         this.config = config;
         this.translator = new Translator(memory, config);
+        this.prq = new PageRequestQueue(memory);
         this.cap = config.cap();
         this.ecap = config.ecap();
     }
@@ -272,15 +271,11 @@ public final class VtdHardware {
             case VtdReg.IQERCD:
                 return iqercd;
             case VtdReg.PQH:
-                return pqh;
             case VtdReg.PQT:
-                return pqt;
             case VtdReg.PQA:
-                return pqa;
             case 0xd8:
-                return pair(0, prs);
             case VtdReg.PECTL:
-                return pair(pectl, 0);
+                return prq.read(off);
             case IOTLB_REGS:
                 return iva;
             case IOTLB_REGS + 8:
@@ -372,20 +367,10 @@ public final class VtdHardware {
                 ieaddr = merge(ieaddr, value, mask);
                 break;
             case VtdReg.PQH:
-                pqh = merge(pqh, value, mask) & 0x7ffe0L;
-                break;
             case VtdReg.PQA:
-                pqa = merge(pqa, value, mask) & (~0xfffL | 7);
-                break;
             case 0xd8:
-                if (hi) {
-                    prs &= ~((int) (value >>> 32) & 1);
-                }
-                break;
             case VtdReg.PECTL:
-                if (lo) {
-                    pectl = (pectl & VtdReg.CTL_IP) | ((int) value & VtdReg.CTL_IM);
-                }
+                prq.write(off, value, mask);
                 break;
             case IOTLB_REGS:
                 iva = merge(iva, value, mask) & (~0xfffL | 0x7f);
@@ -547,7 +532,11 @@ public final class VtdHardware {
             case 3: // device-TLB invalidate: no ATS device-TLBs are modelled
             case 4: // interrupt entry cache: no interrupt remapping is modelled
             case 8: // PASID-based device-TLB invalidate
-            case 9: // page group response: no page request is pending
+                return true;
+            case 9: // page group response: PASID present 4, response code 15:12, RID 31:16, PASID 51:32;
+                    // LPIG 66, PRG index 75:67
+                prq.respond((int) (q0 >>> 16) & 0xffff, (q0 & (1L << 4)) != 0 ? pasid : org.iommulab.api.pasid.Pasids.NO_PASID,
+                        (int) (q1 >>> 3) & 0x1ff, (int) (q0 >>> 12) & 0xf);
                 return true;
             case 5: // invalidation wait: IF 4, SW 5, FN 6, status data 63:32, status address 63:2
                 if ((q0 & (1L << 5)) != 0) {
@@ -624,6 +613,37 @@ public final class VtdHardware {
     // ---- introspection -----------------------------------------------------------------------
 
     /**
+     * A device's page request (§7.5): accepted when page requests are enabled for the device
+     * (ECAP.PRS, a page request queue, translation on, a present context entry with PRE set).
+     *
+     * @return {@code true} if accepted (queued, or answered by the unit on overflow)
+     */
+    public boolean pageRequest(int sid, int pasid, long address, int access, int group) {
+        if (!translationEnabled || !config.prs || !prq.enabled()
+                || !translator.pageRequestsEnabled(rootTable, sid & 0xffff)) {
+            return false;
+        }
+        if (prq.request(sid, pasid, address, access, group)) {
+            pageRequestInterrupt.run();
+        }
+        return true;
+    }
+
+    /** @return the device-visible response to a page request group, consumed; null while pending */
+    public org.iommulab.api.fault.PageResponse pageRequestStatus(int sid, int pasid, int group) {
+        return prq.status(sid, pasid, group);
+    }
+
+    /**
+     * Connects the page request interrupt.
+     *
+     * @param handler called on the requesting thread when a page request event is delivered
+     */
+    public void setPageRequestInterrupt(Runnable handler) {
+        this.pageRequestInterrupt = handler == null ? () -> { } : handler;
+    }
+
+    /**
      * Connects the fault interrupt (the MSI that FEDATA/FEADDR describe).
      *
      * @param handler called on the faulting thread after a fault is recorded with FECTL.IM clear;
@@ -675,6 +695,8 @@ public final class VtdHardware {
         m.put("pasid-cache-hits", translator.pasidCache.hits.sum());
         m.put("pasid-cache-misses", translator.pasidCache.misses.sum());
         m.put("qi-descriptors", descriptors.sum());
+        m.put("page-requests", prq.requests());
+        m.put("page-request-overflows", prq.overflows());
         lock.lock();
         try {
             m.put("qi-errors", queueErrors);

@@ -192,4 +192,72 @@ class VtdDriverTest {
         assertEquals(0, pool.allocatedFrames());
         assertEquals(Errno.ENODEV, assertThrows(IommuException.class, () -> driver.allocateDomain(DomainType.UNMANAGED)).errno());
     }
+
+    @Test
+    void pageRequestsAreQueuedDeliveredAndAnswered() throws Exception {
+        List<org.iommulab.api.fault.PageRequest> requests = new CopyOnWriteArrayList<>();
+        driver.addFaultListener(new FaultListener() {
+            @Override
+            public void fault(IommuFault fault) {
+            }
+
+            @Override
+            public void pageRequest(org.iommulab.api.fault.PageRequest request) {
+                requests.add(request);
+            }
+        });
+        PasidSet vm = new PasidSpaceImpl().createSet("vm1", 2);
+        int hpasid = vm.allocate();
+        IommuDomain d = driver.allocateDomain(DomainType.UNMANAGED);
+        driver.attach(d, SID);
+        long gpaBase = 0x4000_0000L;
+        d.map(0, gpaBase, 0x20_0000, RW);
+        long gva = 0x7f00_0020_1000L;
+        long[] tables = {0x1000, 0x2000, 0x3000, 0x4000};
+        mem.fill(gpaBase + 0x4000, 4096, (byte) 0); // the guest's (empty) page table page
+        for (int level = 0; level < 3; level++) { // the PTE is missing: the page is not faulted in yet
+            long index = (gva >>> (39 - 9 * level)) & 511;
+            mem.write64(gpaBase + tables[level] + 8 * index, tables[level + 1] | 7);
+        }
+        driver.bindGuestPasid(d, SID,
+                new GuestPasidBind(NestingInfo.FORMAT_INTEL_VTD, hpasid, 1, true, 0x1000, 48, 0, 0, 0), vm);
+
+        assertFalse(hw.translate(SID, hpasid, gva, Access.WRITE, t));
+        assertEquals(0x71, t.faultCode());
+        // The device asks for the page (group 5) and waits.
+        assertTrue(hw.pageRequest(SID, hpasid, gva | 0x40, Access.WRITE, 5));
+        assertEquals(1, requests.size());
+        org.iommulab.api.fault.PageRequest pr = requests.get(0);
+        assertEquals(gva, pr.address());
+        assertEquals(hpasid, pr.pasid());
+        assertEquals(5, pr.groupIndex());
+        assertTrue(pr.lastInGroup());
+        assertEquals(Access.WRITE, pr.access() & Access.WRITE);
+        assertEquals(null, hw.pageRequestStatus(SID, hpasid, 5), "pending until software answers");
+        // The OS maps the page, then answers through the invalidation queue.
+        mem.write64(gpaBase + 0x4000 + 8 * ((gva >>> 12) & 511), 0x5000 | 7);
+        driver.pageResponse(SID, hpasid, 5, org.iommulab.api.fault.PageResponse.SUCCESS);
+        assertEquals(org.iommulab.api.fault.PageResponse.SUCCESS, hw.pageRequestStatus(SID, hpasid, 5));
+        assertEquals(null, hw.pageRequestStatus(SID, hpasid, 5), "the response is consumed");
+        assertTrue(hw.translate(SID, hpasid, gva, Access.WRITE, t), "the retry succeeds: " + t);
+        assertEquals(gpaBase + 0x5000, t.outputAddress());
+
+        // An address the process never maps is answered INVALID.
+        assertTrue(hw.pageRequest(SID, hpasid, 0x1000_0000L, Access.READ, 6));
+        driver.pageResponse(SID, hpasid, 6, org.iommulab.api.fault.PageResponse.INVALID);
+        assertEquals(org.iommulab.api.fault.PageResponse.INVALID, hw.pageRequestStatus(SID, hpasid, 6));
+        assertEquals(Errno.ENOENT, assertThrows(IommuException.class,
+                () -> driver.pageResponse(SID, hpasid, 6, org.iommulab.api.fault.PageResponse.SUCCESS)).errno());
+        // A device that is not attached has no PRE in its context entry: no page requests.
+        assertFalse(hw.pageRequest(0x0300, Pasids.NO_PASID, 0x1000, Access.READ, 1));
+        assertEquals(2L, hw.statistics().get("page-requests"));
+    }
+
+    @Test
+    void pageRequestsWithoutListenersAreAnsweredInvalid() throws Exception {
+        IommuDomain d = driver.allocateDomain(DomainType.UNMANAGED);
+        driver.attach(d, SID);
+        assertTrue(hw.pageRequest(SID, Pasids.NO_PASID, 0x9000, Access.READ, 3));
+        assertEquals(org.iommulab.api.fault.PageResponse.INVALID, hw.pageRequestStatus(SID, Pasids.NO_PASID, 3));
+    }
 }
