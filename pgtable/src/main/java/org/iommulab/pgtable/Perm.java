@@ -16,8 +16,13 @@ public final class Perm {
     public static final int USER = 8;
     /** Privileged instruction fetches allowed. */
     public static final int PRIV_EXEC = 16;
+    /**
+     * Privileged writes allowed. Formats clear it with {@link #WRITE}, except where supervisor
+     * writes ignore read-only pages (x86 with write protection off: CR0.WP = 0, VT-d WPE = 0).
+     */
+    public static final int PRIV_WRITE = 32;
     /** Everything: the starting value before the root table. */
-    public static final int ALL = READ | WRITE | EXEC | USER | PRIV_EXEC;
+    public static final int ALL = READ | WRITE | EXEC | USER | PRIV_EXEC | PRIV_WRITE;
 
     private Perm() {
     }
@@ -37,7 +42,7 @@ public final class Perm {
         if ((access & org.iommulab.api.translation.Access.READ) != 0 && (perms & READ) == 0) {
             return WalkFault.READ;
         }
-        if ((access & org.iommulab.api.translation.Access.WRITE) != 0 && (perms & WRITE) == 0) {
+        if ((access & org.iommulab.api.translation.Access.WRITE) != 0 && (perms & (privileged ? PRIV_WRITE : WRITE)) == 0) {
             return WalkFault.WRITE;
         }
         if ((access & org.iommulab.api.translation.Access.EXEC) != 0 && (perms & (privileged ? PRIV_EXEC : EXEC)) == 0) {

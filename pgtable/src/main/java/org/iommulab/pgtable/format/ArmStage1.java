@@ -85,7 +85,7 @@ public final class ArmStage1 extends ArmVmsa {
                 p &= ~Perm.USER;
             }
             if ((entry & AP_TABLE_RDONLY) != 0) {
-                p &= ~Perm.WRITE;
+                p &= ~(Perm.WRITE | Perm.PRIV_WRITE);
             }
             if ((entry & UXN_TABLE) != 0) {
                 p &= ~Perm.EXEC;
@@ -99,7 +99,7 @@ public final class ArmStage1 extends ArmVmsa {
             p &= ~Perm.USER;
         }
         if ((entry & AP_RDONLY) != 0 && !dirtyByModifier(entry)) {
-            p &= ~Perm.WRITE;
+            p &= ~(Perm.WRITE | Perm.PRIV_WRITE);
         }
         if ((entry & AP_UNPRIV) != 0 && (entry & AP_RDONLY) == 0) {
             // EL1&0 regime: memory writable at EL0 is never executable at EL1 (AP[2:1] = 0b01).

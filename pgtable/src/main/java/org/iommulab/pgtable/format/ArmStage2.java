@@ -96,7 +96,7 @@ public final class ArmStage2 extends ArmVmsa {
             p &= ~Perm.READ;
         }
         if ((entry & S2AP_WRITE) == 0 && !dirtyByModifier(entry)) {
-            p &= ~Perm.WRITE;
+            p &= ~(Perm.WRITE | Perm.PRIV_WRITE);
         }
         if ((entry & XN) != 0) {
             p &= ~(Perm.EXEC | Perm.PRIV_EXEC);

@@ -113,7 +113,7 @@ public final class VtdSecondStage extends IntelPaging {
             p &= ~Perm.READ;
         }
         if ((entry & W) == 0) {
-            p &= ~Perm.WRITE;
+            p &= ~(Perm.WRITE | Perm.PRIV_WRITE);
         }
         if (executeEnabled && (entry & X) == 0) {
             p &= ~(Perm.EXEC | Perm.PRIV_EXEC);

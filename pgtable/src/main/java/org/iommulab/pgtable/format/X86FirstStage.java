@@ -45,12 +45,15 @@ public final class X86FirstStage extends IntelPaging {
     private final boolean pages1g;
     private final boolean executeDisable;
     private final boolean userPages;
+    private final boolean writeProtect;
 
-    private X86FirstStage(int levels, int physBits, boolean pages1g, boolean executeDisable, boolean userPages) {
+    private X86FirstStage(int levels, int physBits, boolean pages1g, boolean executeDisable, boolean userPages,
+            boolean writeProtect) {
         super(levels, physBits);
         this.pages1g = pages1g;
         this.executeDisable = executeDisable;
         this.userPages = userPages;
+        this.writeProtect = writeProtect;
     }
 
     /**
@@ -71,7 +74,29 @@ public final class X86FirstStage extends IntelPaging {
         if (physBits < 32 || physBits > 52) {
             throw new IommuException(Errno.EINVAL, "MAXPHYADDR must be 32 to 52 bits, not " + physBits);
         }
-        return new X86FirstStage(levels, physBits, pages1g, executeDisable, userPages);
+        return of(levels, physBits, pages1g, executeDisable, userPages, true);
+    }
+
+    /**
+     * @param levels 4 or 5
+     * @param physBits MAXPHYADDR, 32 to 52
+     * @param pages1g 1 GiB pages supported
+     * @param executeDisable XD honoured
+     * @param userPages {@link #encodeLeaf} sets U/S
+     * @param writeProtect supervisor writes honour R/W (CR0.WP = 1; VT-d PASID entry WPE = 1); when
+     *     {@code false}, privileged writes may write read-only pages
+     * @return the format
+     * @throws IommuException {@code EINVAL} for an unsupported geometry
+     */
+    public static X86FirstStage of(int levels, int physBits, boolean pages1g, boolean executeDisable, boolean userPages,
+            boolean writeProtect) throws IommuException {
+        if (levels != 4 && levels != 5) {
+            throw new IommuException(Errno.EINVAL, "first-stage paging has 4 or 5 levels, not " + levels);
+        }
+        if (physBits < 32 || physBits > 52) {
+            throw new IommuException(Errno.EINVAL, "MAXPHYADDR must be 32 to 52 bits, not " + physBits);
+        }
+        return new X86FirstStage(levels, physBits, pages1g, executeDisable, userPages, writeProtect);
     }
 
     @Override
@@ -112,7 +137,7 @@ public final class X86FirstStage extends IntelPaging {
     public int permissions(int inherited, long entry, int depth, boolean leaf) {
         int p = inherited;
         if ((entry & RW) == 0) {
-            p &= ~Perm.WRITE;
+            p &= ~(Perm.WRITE | (writeProtect ? Perm.PRIV_WRITE : 0));
         }
         if ((entry & US) == 0) {
             p &= ~Perm.USER;

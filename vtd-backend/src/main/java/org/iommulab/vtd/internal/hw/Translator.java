@@ -60,8 +60,8 @@ final class Translator {
     final Tlb iotlb;
     /** Second-stage formats by AW (1-3), SLEE and SLADE. */
     private final VtdSecondStage[] secondStage = new VtdSecondStage[16];
-    /** First-stage formats by FLPM (0-1) and NXE. */
-    private final X86FirstStage[] firstStage = new X86FirstStage[4];
+    /** First-stage formats by FLPM (0-1), NXE and WPE. */
+    private final X86FirstStage[] firstStage = new X86FirstStage[8];
     private final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
 
     /** Per-thread state, so that translating allocates nothing. */
@@ -103,7 +103,10 @@ final class Translator {
         }
         for (int flpm = 0; flpm <= 1; flpm++) {
             for (int nxe = 0; nxe <= 1; nxe++) {
-                firstStage[flpm * 2 + nxe] = X86FirstStage.of(4 + flpm, config.haw, config.fs1gp, nxe == 1, true);
+                for (int wpe = 0; wpe <= 1; wpe++) {
+                    firstStage[flpm * 4 + nxe * 2 + wpe] = X86FirstStage.of(4 + flpm, config.haw, config.fs1gp, nxe == 1,
+                            true, wpe == 1);
+                }
             }
         }
     }
@@ -226,10 +229,12 @@ final class Translator {
         return secondStage[Math.max(1, Math.min(3, aw)) * 4 + flags];
     }
 
+    /** The first-stage format a PASID entry selects: FLPM 3:2, WPE 4 (supervisor write protect), NXE 5. */
     private X86FirstStage firstStage(long pe2) {
         int flpm = (int) (pe2 >>> 2) & 3;
+        int wpe = (int) (pe2 >>> 4) & 1;
         int nxe = (int) (pe2 >>> 5) & 1;
-        return firstStage[Math.min(1, flpm) * 2 + nxe];
+        return firstStage[Math.min(1, flpm) * 4 + nxe * 2 + wpe];
     }
 
     /** Reads (or finds cached) the context entry of {@code sid} into {@code s.context}. */

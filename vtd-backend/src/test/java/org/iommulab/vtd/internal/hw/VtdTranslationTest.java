@@ -214,7 +214,6 @@ class VtdTranslationTest {
      * write to read-only first-stage pages (Linux {@code pasid_enable_wpe} sets it only because the
      * CPU runs with CR0.WP = 1).
      */
-    @org.junit.jupiter.api.Disabled("WPE is not modelled yet: supervisor writes always honour R/W (README)")
     @Test
     void supervisorWriteToAReadOnlyPageIsAllowedWhenWpeIsClear() {
         VtdRig r = new VtdRig();
