@@ -16,13 +16,16 @@ final class VtdDomain implements IommuDomain {
     final DomainType type;
     final IoPageTable table;
     final int aw;
+    /** A first-stage table (PGTT 1, FLPM from {@link #aw}: 0 4-level, 1 5-level) rather than second stage. */
+    final boolean firstStage;
     volatile boolean freed;
 
-    VtdDomain(int did, DomainType type, IoPageTable table, int aw) {
+    VtdDomain(int did, DomainType type, IoPageTable table, int aw, boolean firstStage) {
         this.did = did;
         this.type = type;
         this.table = table;
         this.aw = aw;
+        this.firstStage = firstStage;
     }
 
     @Override

@@ -147,24 +147,34 @@ public final class VtdDriver implements IommuDriver {
         }
         VtdDomain domain;
         if (type == DomainType.UNMANAGED) {
-            int aw = hw.config().values().get("mgaw").equals("39") ? 1 : 2;
-            VtdSecondStage format = VtdSecondStage.of(aw, Integer.parseInt(hw.config().values().get("haw")),
-                    (hw.cap() & (1L << 34)) != 0, (hw.cap() & (1L << 35)) != 0, false, false);
+            boolean firstStage = hw.config().firstStageDomains();
+            int haw = Integer.parseInt(hw.config().values().get("haw"));
+            int aw;
+            org.iommulab.pgtable.PageTableFormat format;
+            if (firstStage) {
+                aw = 0; // FLPM 0: 4-level, 48-bit IOVAs
+                format = org.iommulab.pgtable.format.X86FirstStage.of(4, haw, (hw.cap() & (1L << 56)) != 0, true, true);
+            } else {
+                aw = hw.config().values().get("mgaw").equals("39") ? 1 : 2;
+                format = VtdSecondStage.of(aw, haw, (hw.cap() & (1L << 34)) != 0, (hw.cap() & (1L << 35)) != 0, false, false);
+            }
+            // First-stage entries are cached per PASID: flush RID_PASID (0) with PASID-based invalidations.
+            int flushPasid = firstStage ? 0 : Pasids.NO_PASID;
             int[] didBox = {did};
             IoPageTable table = IoPageTable.create(format, memory, frames, new FlushOps() {
                 @Override
                 public void flushLeaves(long iova, long size, long granule) {
-                    flushRange(didBox[0], Pasids.NO_PASID, iova, size, true);
+                    flushRange(didBox[0], flushPasid, iova, size, true);
                 }
 
                 @Override
                 public void flushWalk(long iova, long size) {
-                    flushRange(didBox[0], Pasids.NO_PASID, iova, size, false);
+                    flushRange(didBox[0], flushPasid, iova, size, false);
                 }
             });
-            domain = new VtdDomain(did, type, table, aw);
+            domain = new VtdDomain(did, type, table, aw, firstStage);
         } else {
-            domain = new VtdDomain(did, type, null, 0);
+            domain = new VtdDomain(did, type, null, 0, false);
         }
         dids.set(did);
         domains.put(did, domain);
@@ -220,6 +230,10 @@ public final class VtdDriver implements IommuDriver {
     private long[] ridPasidEntry(VtdDomain d) {
         switch (d.type) {
             case UNMANAGED:
+                if (d.firstStage) {
+                    // PGTT 1, FLPTPTR, FLPM, NXE (bit 5); RID_PASID requests are user requests, as Linux sets U/S.
+                    return new long[] {(1L << 6) | 1L, d.did, d.table.root() | (1L << 5) | ((long) d.aw << 2)};
+                }
                 return new long[] {d.table.root() | (2L << 6) | ((long) d.aw << 2) | 1L, d.did, 0};
             case IDENTITY:
                 return new long[] {(4L << 6) | 1L, d.did, 0};
@@ -270,8 +284,8 @@ public final class VtdDriver implements IommuDriver {
         if ((bind.guestPgd() & 0xfffL) != 0 || bind.guestPgd() < 0) {
             throw new IommuException(Errno.EINVAL, String.format("guest page table 0x%x is not 4 KiB aligned", bind.guestPgd()));
         }
-        if (d.type != DomainType.UNMANAGED) {
-            throw new IommuException(Errno.EINVAL, "nesting needs an UNMANAGED parent domain");
+        if (d.type != DomainType.UNMANAGED || d.firstStage) {
+            throw new IommuException(Errno.EINVAL, "nesting needs an UNMANAGED second-stage parent domain");
         }
         Device dev = devices.get(requesterId);
         if (dev == null || dev.domain != d) {

@@ -25,6 +25,7 @@ public final class VtdConfig {
         d.put("sl-ad", "true");
         d.put("pasid-bits", "20");
         d.put("prs", "true");
+        d.put("dma-domain", "second-stage");
         d.put("iotlb-size", "4096");
         d.put("pasid-cache-size", "1024");
         d.put("context-cache-size", "256");
@@ -40,6 +41,7 @@ public final class VtdConfig {
     final boolean slAccessDirty;
     final int pasidBits;
     final boolean prs;
+    final boolean firstStageDomains;
     final int iotlbSize;
     final int pasidCacheSize;
     final int contextCacheSize;
@@ -59,6 +61,11 @@ public final class VtdConfig {
         this.slAccessDirty = bool(values, "sl-ad");
         this.pasidBits = intIn(values, "pasid-bits", 1, 20);
         this.prs = bool(values, "prs");
+        String dma = values.get("dma-domain").trim();
+        if (!dma.equals("second-stage") && !dma.equals("first-stage")) {
+            throw new IommuException(Errno.EINVAL, "dma-domain must be first-stage or second-stage, not '" + dma + "'");
+        }
+        this.firstStageDomains = dma.equals("first-stage");
         this.iotlbSize = intIn(values, "iotlb-size", 1, 1 << 20);
         this.pasidCacheSize = powerOfTwo(values, "pasid-cache-size");
         this.contextCacheSize = powerOfTwo(values, "context-cache-size");
@@ -78,6 +85,11 @@ public final class VtdConfig {
             values.put(e.getKey(), e.getValue());
         }
         return new VtdConfig(values);
+    }
+
+    /** @return {@code true} if the host driver builds DMA (UNMANAGED) domains from first-stage tables */
+    public boolean firstStageDomains() {
+        return firstStageDomains;
     }
 
     /** @return every key with its effective value */

@@ -260,4 +260,26 @@ class VtdDriverTest {
         assertTrue(hw.pageRequest(SID, Pasids.NO_PASID, 0x9000, Access.READ, 3));
         assertEquals(org.iommulab.api.fault.PageResponse.INVALID, hw.pageRequestStatus(SID, Pasids.NO_PASID, 3));
     }
+
+    @Test
+    void firstStageDmaDomains() throws Exception {
+        hw = new VtdHardware(mem, VtdConfig.of(Map.of("dma-domain", "first-stage")));
+        driver = new VtdDriver("vtd-fs", hw, mem, pool);
+        IommuDomain d = driver.allocateDomain(DomainType.UNMANAGED);
+        assertEquals(48, d.inputAddressBits());
+        driver.attach(d, SID);
+        d.map(0x20_0000, 0x8000_0000L, 0x20_0000, RW);
+        assertTrue(hw.translate(SID, Pasids.NO_PASID, 0x20_1234, Access.WRITE, t), t.toString());
+        assertEquals(0x8000_1234L, t.outputAddress());
+        assertEquals(21, t.pageShift(), "a 2 MiB first-stage page");
+        assertEquals(0x20_0000, d.unmap(0x20_0000, 0x20_0000));
+        assertFalse(hw.translate(SID, Pasids.NO_PASID, 0x20_1234, Access.READ, t), "flushed by PASID-based invalidation");
+        assertEquals(0x71, t.faultCode());
+        PasidSet vm = new PasidSpaceImpl().createSet("vm", 1);
+        GuestPasidBind bind = new GuestPasidBind(NestingInfo.FORMAT_INTEL_VTD, vm.allocate(), 1, true, 0x1000, 48, 0, 0, 0);
+        assertEquals(Errno.EINVAL, assertThrows(IommuException.class, () -> driver.bindGuestPasid(d, SID, bind, vm)).errno(),
+                "a first-stage domain cannot be a nesting parent");
+        assertEquals(Errno.EINVAL, assertThrows(IommuException.class,
+                () -> VtdConfig.of(Map.of("dma-domain", "third-stage"))).errno());
+    }
 }
