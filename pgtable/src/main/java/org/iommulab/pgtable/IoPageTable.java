@@ -38,6 +38,8 @@ public final class IoPageTable {
     private final ReentrantLock lock = new ReentrantLock();
     /** Valid entries per non-root table, by table address. Guarded by {@link #lock}. */
     private final Map<Long, int[]> counts = new HashMap<>();
+    /** Tables emptied by the current operation, freed after its flush. Guarded by {@link #lock}. */
+    private final java.util.List<long[]> emptied = new java.util.ArrayList<>();
     private long tableFrames;
     private boolean destroyed;
 
@@ -163,9 +165,15 @@ public final class IoPageTable {
                 // mapped and frees the tables it created, including empty ones for the failing page.
                 long[] stats = {0, Long.MAX_VALUE, 0};
                 removeRange(root, 0, iova, iova + size - 1, stats);
-                if (stats[0] > 0) {
-                    // A DMA may already have cached part of the half-made mapping.
-                    flush.flushLeaves(iova, size, stats[1]);
+                try {
+                    if (stats[0] > 0) {
+                        // A DMA may already have cached part of the half-made mapping.
+                        flush.flushLeaves(iova, size, stats[1]);
+                    }
+                } catch (IommuException flushFailure) {
+                    e.addSuppressed(flushFailure);
+                } finally {
+                    releaseEmptied();
                 }
                 throw e;
             }
@@ -284,11 +292,15 @@ public final class IoPageTable {
             // [0] bytes unmapped, [1] smallest page removed, [2] tables freed
             long[] stats = {0, Long.MAX_VALUE, 0};
             removeRange(root, 0, iova, last, stats);
-            if (stats[0] > 0) {
-                flush.flushLeaves(iova, size, stats[1]);
-            }
-            if (stats[2] > 0) {
-                flush.flushWalk(iova, size);
+            try {
+                if (stats[0] > 0) {
+                    flush.flushLeaves(iova, size, stats[1]);
+                }
+                if (stats[2] > 0) {
+                    flush.flushWalk(iova, size);
+                }
+            } finally {
+                releaseEmptied();
             }
             return stats[0];
         } finally {
@@ -364,14 +376,22 @@ public final class IoPageTable {
         }
     }
 
+    /** Unlinks an emptied table; its frames go back to the allocator after the flush. */
     private void freeTable(long table, int n) {
         counts.remove(table);
         tableFrames -= n;
-        try {
-            frames.freeFrames(table, n);
-        } catch (IommuException e) {
-            throw new IllegalStateException("table frame 0x" + Long.toHexString(table) + " was not allocated here", e);
+        emptied.add(new long[] {table, n});
+    }
+
+    private void releaseEmptied() {
+        for (long[] t : emptied) {
+            try {
+                frames.freeFrames(t[0], (int) t[1]);
+            } catch (IommuException e) {
+                // not allocated here: nothing to release
+            }
         }
+        emptied.clear();
     }
 
     // ---- queries and teardown ------------------------------------------------------------------

@@ -21,13 +21,15 @@ final class VtdInstance implements IommuInstance {
     private final VtdHardware hw;
     private final VtdDriver driver;
     private final PhysicalMemory memory;
+    private final Runnable onClose;
     private volatile boolean closed;
 
-    VtdInstance(String name, VtdHardware hw, VtdDriver driver, PhysicalMemory memory) {
+    VtdInstance(String name, VtdHardware hw, VtdDriver driver, PhysicalMemory memory, Runnable onClose) {
         this.name = name;
         this.hw = hw;
         this.driver = driver;
         this.memory = memory;
+        this.onClose = onClose;
     }
 
     @Override
@@ -111,6 +113,7 @@ final class VtdInstance implements IommuInstance {
         if (!closed) {
             closed = true;
             driver.close();
+            onClose.run();
         }
     }
 }

@@ -31,7 +31,12 @@ final class InvalidationQueue {
         this.hw = hw;
         this.memory = memory;
         this.base = frames.allocateFrames(1);
-        this.status = frames.allocateFrames(1);
+        try {
+            this.status = frames.allocateFrames(1);
+        } catch (IommuException e) {
+            frames.freeFrames(base, 1);
+            throw e;
+        }
     }
 
     /** Programs IQA (QS = 0: 256 descriptors of 128 bits) and resets the tail; QI must be off. */
@@ -41,12 +46,15 @@ final class InvalidationQueue {
         tail = 0;
     }
 
-    long base() {
-        return base;
-    }
-
-    long statusFrame() {
-        return status;
+    /** Frees the queue and status frames. */
+    void release(FrameAllocator frames) {
+        for (long frame : new long[] {base, status}) {
+            try {
+                frames.freeFrames(frame, 1);
+            } catch (IommuException e) {
+                // already freed
+            }
+        }
     }
 
     /**

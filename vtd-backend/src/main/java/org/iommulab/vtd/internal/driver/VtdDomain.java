@@ -19,6 +19,8 @@ final class VtdDomain implements IommuDomain {
     /** A first-stage table (PGTT 1, FLPM from {@link #aw}: 0 4-level, 1 5-level) rather than second stage. */
     final boolean firstStage;
     volatile boolean freed;
+    /** Host PASIDs bound with this domain as nesting parent: a parent change must flush them too. */
+    final java.util.Set<Integer> nestedPasids = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     VtdDomain(int did, DomainType type, IoPageTable table, int aw, boolean firstStage) {
         this.did = did;

@@ -62,6 +62,9 @@ public final class VtdDriver implements IommuDriver {
     private long pageRequestQueue;
     /** Page request groups delivered to listeners and not answered yet, by (sid, pasid, group). */
     private final java.util.Set<Long> pendingGroups = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** Set while one thread drains the page request queue; others only flag {@link #prqMoreWork}. */
+    private final java.util.concurrent.atomic.AtomicBoolean prqDraining = new java.util.concurrent.atomic.AtomicBoolean();
+    private final java.util.concurrent.atomic.AtomicBoolean prqMoreWork = new java.util.concurrent.atomic.AtomicBoolean();
     private boolean closed;
 
     /** What the driver set up for one source id. */
@@ -94,7 +97,11 @@ public final class VtdDriver implements IommuDriver {
 
     // ---- bring-up ----------------------------------------------------------------------------
 
-    /** Takes the unit over: root table, queued invalidation, fault interrupt, translation on. */
+    /**
+     * Takes the unit over: every frame is allocated first (and released if one is missing), then
+     * the root table, queued invalidation, fault and page request events, and translation are
+     * programmed.
+     */
     private void init() throws IommuException {
         if (closed) {
             throw new IommuException(Errno.ENODEV, "IOMMU " + name + " is closed");
@@ -102,17 +109,32 @@ public final class VtdDriver implements IommuDriver {
         if (queue != null) {
             return;
         }
-        InvalidationQueue q = new InvalidationQueue(hw, memory, frames);
-        rootTable = frames.allocateFrames(1);
+        boolean prs = (hw.ecap() & (1L << 29)) != 0;
+        long root = 0;
+        long prq = 0;
+        InvalidationQueue q = null;
+        try {
+            q = new InvalidationQueue(hw, memory, frames);
+            root = frames.allocateFrames(1);
+            if (prs) {
+                prq = frames.allocateFrames(1);
+            }
+        } catch (IommuException e) {
+            freeQuietly(root, 1);
+            if (q != null) {
+                q.release(frames);
+            }
+            throw e;
+        }
+        rootTable = root;
+        pageRequestQueue = prq;
         hw.write(0x20, rootTable | (1L << 10), 8); // RTADDR, TTM = 01 scalable mode
-        int gcmd = 1 << 30;
-        hw.write(0x18, gcmd, 4); // SRTP
+        hw.write(0x18, 1 << 30, 4); // SRTP
         q.program();
         hw.write(0x18, 1 << 26, 4); // QIE
         hw.setFaultInterrupt(this::faultInterrupt);
         hw.write(0x38, 0, 4); // FECTL: unmask fault events
-        if ((hw.ecap() & (1L << 29)) != 0) {
-            pageRequestQueue = frames.allocateFrames(1);
+        if (prs) {
             hw.write(0xd0, pageRequestQueue, 8); // PQA: one 4 KiB page, 128 descriptors
             hw.write(0xc0, 0, 8); // PQH
             hw.setPageRequestInterrupt(this::pageRequestInterrupt);
@@ -123,6 +145,16 @@ public final class VtdDriver implements IommuDriver {
             throw new IommuException(Errno.EIO, "the unit did not report TES, QIES and RTPS in GSTS");
         }
         queue = q;
+    }
+
+    private void freeQuietly(long address, int count) {
+        if (address != 0) {
+            try {
+                frames.freeFrames(address, count);
+            } catch (IommuException e) {
+                // not allocated: nothing to release
+            }
+        }
     }
 
     // ---- IommuDriver -------------------------------------------------------------------------
@@ -160,19 +192,20 @@ public final class VtdDriver implements IommuDriver {
             }
             // First-stage entries are cached per PASID: flush RID_PASID (0) with PASID-based invalidations.
             int flushPasid = firstStage ? 0 : Pasids.NO_PASID;
-            int[] didBox = {did};
+            VtdDomain[] box = new VtdDomain[1];
             IoPageTable table = IoPageTable.create(format, memory, frames, new FlushOps() {
                 @Override
-                public void flushLeaves(long iova, long size, long granule) {
-                    flushRange(didBox[0], flushPasid, iova, size, true);
+                public void flushLeaves(long iova, long size, long granule) throws IommuException {
+                    flushParent(box[0], flushPasid, iova, size, true);
                 }
 
                 @Override
-                public void flushWalk(long iova, long size) {
-                    flushRange(didBox[0], flushPasid, iova, size, false);
+                public void flushWalk(long iova, long size) throws IommuException {
+                    flushParent(box[0], flushPasid, iova, size, false);
                 }
             });
             domain = new VtdDomain(did, type, table, aw, firstStage);
+            box[0] = domain;
         } else {
             domain = new VtdDomain(did, type, null, 0, false);
         }
@@ -207,23 +240,28 @@ public final class VtdDriver implements IommuDriver {
             throw new IommuException(Errno.EBUSY, String.format("%04x is attached to a domain already", requesterId));
         }
         init();
-        long context = contextTable(requesterId >>> 8, (requesterId & 0x80) != 0);
         long directory = frames.allocateFrames(DIR_FRAMES);
         Device dev = new Device(requesterId, d, directory);
+        long entry = 0;
         try {
             writePasidEntry(dev, 0, ridPasidEntry(d));
+            entry = contextTable(requesterId >>> 8, (requesterId & 0x80) != 0) + (requesterId & 0x7f) * 32L;
+            memory.write64(entry + 8, 0); // RID_PASID = 0
+            // P, PASIDE (requests with PASID allowed), PRE (page requests) when supported, PDTS, directory.
+            long pre = pageRequestQueue != 0 ? 1L << 4 : 0;
+            memory.write64(entry, directory | ((long) PDTS << 9) | pre | (1L << 3) | 1L);
+            devices.put(requesterId, dev);
+            queue.submitSync(contextCacheDevice(d.did, requesterId), 0, pasidCache(d.did, 0), 0,
+                    iotlbDomain(d.did), 0);
         } catch (IommuException e) {
-            frames.freeFrames(directory, DIR_FRAMES);
+            // Rejected: leave nothing behind.
+            if (entry != 0) {
+                memory.write64(entry, 0);
+            }
+            devices.remove(requesterId);
+            releaseDevice(dev);
             throw e;
         }
-        long entry = context + (requesterId & 0x7f) * 32L;
-        memory.write64(entry + 8, 0); // RID_PASID = 0
-        // P, PASIDE (requests with PASID allowed), PRE (page requests) when supported, PDTS, directory.
-        long pre = pageRequestQueue != 0 ? 1L << 4 : 0;
-        memory.write64(entry, directory | ((long) PDTS << 9) | pre | (1L << 3) | 1L);
-        devices.put(requesterId, dev);
-        queue.submitSync(contextCacheDevice(d.did, requesterId), 0, pasidCache(d.did, 0), 0,
-                iotlbDomain(d.did), 0);
     }
 
     /** The RID_PASID (PASID 0) entry of a device: second stage, pass-through, or not present (blocked). */
@@ -252,11 +290,19 @@ public final class VtdDriver implements IommuDriver {
         long entry = contextTable(requesterId >>> 8, (requesterId & 0x80) != 0) + (requesterId & 0x7f) * 32L;
         memory.write64(entry, 0);
         devices.remove(requesterId);
-        queue.submitSync(contextCacheDevice(d.did, requesterId), 0, pasidCacheDomain(d.did), 0, iotlbDomain(d.did), 0);
-        for (long table : dev.pasidTables.values()) {
-            frames.freeFrames(table, 1);
+        for (int pasid : dev.boundPasids.keySet()) {
+            d.nestedPasids.remove(pasid);
         }
-        frames.freeFrames(dev.directory, DIR_FRAMES);
+        queue.submitSync(contextCacheDevice(d.did, requesterId), 0, pasidCacheDomain(d.did), 0, iotlbDomain(d.did), 0);
+        releaseDevice(dev);
+    }
+
+    private void releaseDevice(Device dev) {
+        for (long table : dev.pasidTables.values()) {
+            freeQuietly(table, 1);
+        }
+        dev.pasidTables.clear();
+        freeQuietly(dev.directory, DIR_FRAMES);
     }
 
     @Override
@@ -301,8 +347,14 @@ public final class VtdDriver implements IommuDriver {
             bind.guestPgd() | (1L << 5) | ((long) flpm << 2) | sre  // FLPTPTR, NXE, FLPM, SRE
         };
         writePasidEntry(dev, bind.hostPasid(), entry);
+        try {
+            queue.submitSync(pasidCache(d.did, bind.hostPasid()), 0, pasidIotlbAll(d.did, bind.hostPasid()), 0);
+        } catch (IommuException e) {
+            clearPasidEntry(dev, bind.hostPasid());
+            throw e;
+        }
         dev.boundPasids.put(bind.hostPasid(), owner.id());
-        queue.submitSync(pasidCache(d.did, bind.hostPasid()), 0, pasidIotlbAll(d.did, bind.hostPasid()), 0);
+        d.nestedPasids.add(bind.hostPasid());
     }
 
     @Override
@@ -314,10 +366,45 @@ public final class VtdDriver implements IommuDriver {
         if (dev == null || dev.domain != d || !dev.boundPasids.containsKey(hostPasid)) {
             throw new IommuException(Errno.ENOENT, "PASID " + hostPasid + " is not bound for " + String.format("%04x", requesterId));
         }
-        Long table = dev.pasidTables.get(hostPasid >>> 6);
-        memory.write64(table + ((long) (hostPasid & 0x3f) << 6), 0);
+        teardown(dev, d, hostPasid);
+    }
+
+    /** Removes a binding: entry cleared, PASID cache and PASID-based IOTLB invalidated. */
+    private void teardown(Device dev, VtdDomain d, int hostPasid) throws IommuException {
+        clearPasidEntry(dev, hostPasid);
         dev.boundPasids.remove(hostPasid);
+        d.nestedPasids.remove(hostPasid);
         queue.submitSync(pasidCache(d.did, hostPasid), 0, pasidIotlbAll(d.did, hostPasid), 0);
+    }
+
+    private void clearPasidEntry(Device dev, int pasid) {
+        Long table = dev.pasidTables.get(pasid >>> 6);
+        if (table != null) {
+            memory.write64(table + ((long) (pasid & 0x3f) << 6), 0);
+        }
+    }
+
+    /**
+     * A PASID left its set (freed, or the set closed): every binding through it stops (the
+     * {@link org.iommulab.api.pasid.PasidListener} contract), so that a later owner can bind it.
+     *
+     * @param setId the set that held it
+     * @param pasid the PASID
+     */
+    public synchronized void pasidFreed(int setId, int pasid) {
+        if (queue == null) {
+            return;
+        }
+        for (Device dev : devices.values()) {
+            Integer owner = dev.boundPasids.get(pasid);
+            if (owner != null && owner == setId) {
+                try {
+                    teardown(dev, dev.domain, pasid);
+                } catch (IommuException e) {
+                    // the entry is cleared; a failed invalidation was reported by the queue
+                }
+            }
+        }
     }
 
     @Override
@@ -360,11 +447,12 @@ public final class VtdDriver implements IommuDriver {
     @Override
     public void pageResponse(int requesterId, int pasid, int groupIndex, PageResponse response) throws IommuException {
         long key = groupKey(requesterId, pasid, groupIndex);
-        if (!pendingGroups.remove(key)) {
+        if (!pendingGroups.contains(key)) {
             throw new IommuException(Errno.ENOENT, String.format("no page request group %d pending for %04x PASID %d",
                     groupIndex, requesterId, pasid));
         }
         respond(requesterId, pasid, groupIndex, response);
+        pendingGroups.remove(key);
     }
 
     /** Page group response descriptor (type 9): PASID present, response code, RID, PASID; LPIG and group index. */
@@ -390,38 +478,60 @@ public final class VtdDriver implements IommuDriver {
      * and clears PRS.PPR.
      */
     private void pageRequestInterrupt() {
+        // The event arrives on a device thread, which must never wait for another thread's handler:
+        // if one is draining, flag more work and return; the drainer loops until nothing is left.
+        prqMoreWork.set(true);
+        while (prqMoreWork.get() && prqDraining.compareAndSet(false, true)) {
+            try {
+                prqMoreWork.set(false);
+                drainPageRequests();
+            } finally {
+                prqDraining.set(false);
+            }
+        }
+    }
+
+    private void drainPageRequests() {
         try {
+            hw.write(0xdc, 1, 4); // clear PPR first: a request arriving now raises a new event
             long head = hw.read(0xc0, 8);
             long tail = hw.read(0xc8, 8);
-            int guard = 128;
-            while (head != tail && guard-- > 0) {
-                long q0 = memory.read64(pageRequestQueue + head);
-                long q1 = memory.read64(pageRequestQueue + head + 8);
-                head = (head + 32) % 4096;
-                int sid = (int) (q0 >>> 16) & 0xffff;
-                int pasid = (q0 & (1L << 8)) != 0 ? (int) (q0 >>> 32) & 0xfffff : Pasids.NO_PASID;
-                int group = (int) (q1 >>> 3) & 0x1ff;
-                int access = ((q1 & 1) != 0 ? Access.READ : 0) | ((q1 & 2) != 0 ? Access.WRITE : 0)
-                        | ((q0 & (1L << 52)) != 0 ? Access.EXEC : 0) | ((q0 & (1L << 53)) != 0 ? Access.PRIV : 0);
-                org.iommulab.api.fault.PageRequest request = new org.iommulab.api.fault.PageRequest(name, sid, pasid,
-                        q1 & ~0xfffL, access, group, (q1 & 4) != 0);
-                if (listeners.isEmpty()) {
-                    respond(sid, pasid, group, PageResponse.INVALID);
-                    continue;
+            while (head != tail) {
+                int guard = 128;
+                while (head != tail && guard-- > 0) {
+                    handlePageRequest(head);
+                    head = (head + 32) % 4096;
                 }
-                pendingGroups.add(groupKey(sid, pasid, group));
-                for (FaultListener l : listeners) {
-                    try {
-                        l.pageRequest(request);
-                    } catch (RuntimeException e) {
-                        // a listener's failure must not stop the queue
-                    }
-                }
+                hw.write(0xc0, head, 8);
+                tail = hw.read(0xc8, 8); // requests that arrived while the listeners ran
             }
-            hw.write(0xc0, head, 8);
-            hw.write(0xdc, 3, 4); // clear PPR and PRO
+            hw.write(0xdc, 2, 4); // PRO: the unit answered what it could not queue
         } catch (IommuException e) {
             // offsets are valid; a failed response submission leaves the device waiting until reset
+        }
+    }
+
+    private void handlePageRequest(long offset) throws IommuException {
+        long q0 = memory.read64(pageRequestQueue + offset);
+        long q1 = memory.read64(pageRequestQueue + offset + 8);
+        int sid = (int) (q0 >>> 16) & 0xffff;
+        int pasid = (q0 & (1L << 8)) != 0 ? (int) (q0 >>> 32) & 0xfffff : Pasids.NO_PASID;
+        int group = (int) (q1 >>> 3) & 0x1ff;
+        int access = ((q1 & 1) != 0 ? Access.READ : 0) | ((q1 & 2) != 0 ? Access.WRITE : 0)
+                | ((q0 & (1L << 52)) != 0 ? Access.EXEC : 0) | ((q0 & (1L << 53)) != 0 ? Access.PRIV : 0);
+        org.iommulab.api.fault.PageRequest request = new org.iommulab.api.fault.PageRequest(name, sid, pasid,
+                q1 & ~0xfffL, access, group, (q1 & 4) != 0);
+        if (listeners.isEmpty()) {
+            respond(sid, pasid, group, PageResponse.INVALID);
+            return;
+        }
+        pendingGroups.add(groupKey(sid, pasid, group));
+        for (FaultListener l : listeners) {
+            try {
+                l.pageRequest(request);
+            } catch (RuntimeException e) {
+                // a listener's failure must not stop the queue
+            }
         }
     }
 
@@ -435,9 +545,26 @@ public final class VtdDriver implements IommuDriver {
         listeners.remove(listener);
     }
 
-    /** Frees every structure and domain; later calls fail with ENODEV. */
+    /**
+     * Turns translation, queued invalidation and page requests off first, so no walk can reach a
+     * freed frame, then frees every structure and domain, each on its own. Later calls fail with
+     * ENODEV; idempotent.
+     */
     public synchronized void close() {
+        if (closed) {
+            return;
+        }
         closed = true;
+        if (queue != null) {
+            try {
+                hw.write(0x18, 0, 4); // TE and QIE off
+                hw.write(0xd0, 0, 8); // no page request queue
+            } catch (IommuException e) {
+                // valid offsets: cannot happen
+            }
+        }
+        hw.setFaultInterrupt(null);
+        hw.setPageRequestInterrupt(null);
         for (VtdDomain d : domains.values()) {
             d.freed = true;
             if (d.table != null) {
@@ -445,35 +572,22 @@ public final class VtdDriver implements IommuDriver {
             }
         }
         domains.clear();
-        try {
-            for (Device dev : devices.values()) {
-                for (long table : dev.pasidTables.values()) {
-                    frames.freeFrames(table, 1);
-                }
-                frames.freeFrames(dev.directory, DIR_FRAMES);
-            }
-            for (long[] halves : contextTables.values()) {
-                for (long t : halves) {
-                    if (t != 0) {
-                        frames.freeFrames(t, 1);
-                    }
-                }
-            }
-            if (queue != null) {
-                hw.write(0x18, 0, 4); // translation and QI off
-                if (pageRequestQueue != 0) {
-                    frames.freeFrames(pageRequestQueue, 1);
-                    pageRequestQueue = 0;
-                }
-                frames.freeFrames(rootTable, 1);
-                frames.freeFrames(queue.base(), 1);
-                frames.freeFrames(queue.statusFrame(), 1);
-            }
-        } catch (IommuException e) {
-            // a frame freed twice: nothing more to release
+        for (Device dev : devices.values()) {
+            releaseDevice(dev);
         }
         devices.clear();
+        for (long[] halves : contextTables.values()) {
+            freeQuietly(halves[0], 1);
+            freeQuietly(halves[1], 1);
+        }
         contextTables.clear();
+        if (queue != null) {
+            freeQuietly(pageRequestQueue, 1);
+            freeQuietly(rootTable, 1);
+            queue.release(frames);
+        }
+        pageRequestQueue = 0;
+        pendingGroups.clear();
         queue = null;
     }
 
@@ -539,11 +653,20 @@ public final class VtdDriver implements IommuDriver {
         return iotlbDomain(did);
     }
 
-    private void flushRange(int did, int pasid, long iova, long size, boolean leaf) {
-        try {
-            flushRangeChecked(did, pasid, iova, size, leaf);
-        } catch (IommuException e) {
-            throw new IllegalStateException("IOTLB flush failed: " + e, e);
+    /**
+     * Flushes a domain's range, and when guests nest on it, every bound PASID too: their cached
+     * translations are keyed by guest virtual address, which a parent (GPA) range cannot name
+     * (Linux: parent_domain_flush).
+     */
+    private void flushParent(VtdDomain d, int pasid, long iova, long size, boolean leaf) throws IommuException {
+        flushRangeChecked(d.did, pasid, iova, size, leaf);
+        Integer[] nested = d.nestedPasids.toArray(new Integer[0]);
+        if (nested.length > 0) {
+            long[] descriptors = new long[2 * nested.length];
+            for (int i = 0; i < nested.length; i++) {
+                descriptors[2 * i] = pasidIotlbAll(d.did, nested[i]);
+            }
+            queue.submitSync(descriptors);
         }
     }
 
