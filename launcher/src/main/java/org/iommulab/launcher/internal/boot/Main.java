@@ -87,38 +87,61 @@ public final class Main {
             arguments = new Arguments(Arguments.Mode.COMMAND, program, java.util.List.of());
         }
         Path home = distributionHome();
-        Path storage = Files.createTempDirectory("iommulab-felix");
         boolean interactive = arguments.mode() == Arguments.Mode.SHELL;
-        Framework framework = newFramework(home, storage, interactive);
-        Thread hook = new Thread(() -> stopQuietly(framework), "iommulab-shutdown");
-        Runtime.getRuntime().addShutdownHook(hook);
-        SignalStop.install(() -> {
-            // A command may be running on the main thread: stop gracefully, then end the process.
-            stopQuietly(framework);
-            STDOUT.flush();
-            System.exit(0);
-        });
+        Path storage = Files.createTempDirectory("iommulab-felix");
+        java.util.concurrent.atomic.AtomicBoolean stoppedBySignal = new java.util.concurrent.atomic.AtomicBoolean();
+        Framework framework = null;
+        Thread hook = null;
         try {
-            framework.init();
-            installBundles(framework.getBundleContext(), home.resolve("bundles"));
-            framework.start();
-            awaitStartLevel(framework, TOP_LEVEL);
+            Framework fw = newFramework(home, storage, interactive);
+            framework = fw;
+            hook = new Thread(() -> {
+                stopQuietly(fw);
+                deleteTree(storage);
+            }, "iommulab-shutdown");
+            Runtime.getRuntime().addShutdownHook(hook);
+            SignalStop.install(() -> {
+                // SIGTERM is a normal stop: the main thread reports 0 once the framework is down. If a
+                // command keeps the main thread busy past a grace period, end the process anyway.
+                stoppedBySignal.set(true);
+                stopQuietly(fw);
+                sleepQuietly(5_000);
+                STDOUT.flush();
+                System.exit(0);
+            });
+            fw.init();
+            installBundles(fw.getBundleContext(), home.resolve("bundles"));
+            fw.start();
+            awaitStartLevel(fw, TOP_LEVEL);
+            int status;
             if (interactive) {
                 // The Gogo jline bundle runs the shell; typing 'exit' or ^D stops the framework.
-                framework.waitForStop(0);
-                return 0;
+                fw.waitForStop(0);
+                status = 0;
+            } else {
+                status = execute(fw.getBundleContext(), arguments);
             }
-            int status = execute(framework.getBundleContext(), arguments);
-            stopQuietly(framework);
-            return status;
+            return stoppedBySignal.get() ? 0 : status;
         } finally {
-            stopQuietly(framework);
-            try {
-                Runtime.getRuntime().removeShutdownHook(hook);
-            } catch (IllegalStateException alreadyShuttingDown) {
-                // the hook is running or ran; nothing to remove
+            if (framework != null) {
+                stopQuietly(framework);
+            }
+            if (hook != null) {
+                try {
+                    Runtime.getRuntime().removeShutdownHook(hook);
+                } catch (IllegalStateException alreadyShuttingDown) {
+                    // the hook is running or ran; nothing to remove
+                }
             }
             deleteTree(storage);
+        }
+    }
+
+    private static void sleepQuietly(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 

@@ -45,6 +45,11 @@ public final class IommuRegistryImpl implements IommuRegistry {
     private final Map<String, List<Registered>> backends = new TreeMap<>();
     /** Guarded by this. */
     private final Map<String, Created> instances = new TreeMap<>();
+    /**
+     * Orders listener notifications: an instance's "added" is told before its "removed", and never
+     * after it (a create racing a destroy of the same name).
+     */
+    private final Object notifications = new Object();
 
     private record Registered(IommuBackend backend, long bundleId) {
     }
@@ -111,6 +116,9 @@ public final class IommuRegistryImpl implements IommuRegistry {
             throw new IommuException(Errno.EINVAL, "instance name '" + name
                     + "' must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
         }
+        if (configuration == null) {
+            throw new IommuException(Errno.EINVAL, "configuration must not be null (use an empty map)");
+        }
         IommuInstance instance;
         synchronized (this) {
             if (instances.containsKey(name)) {
@@ -121,14 +129,22 @@ public final class IommuRegistryImpl implements IommuRegistry {
                 throw new IommuException(Errno.ENODEV, "no backend for vendor '" + vendor + "' (have " + backends.keySet() + ")");
             }
             IommuBackend backend = offered.get(0).backend();
-            instance = backend.create(name, new LinkedHashMap<>(configuration), memory, memory);
+            try {
+                instance = backend.create(name, new LinkedHashMap<>(configuration), memory, memory);
+            } catch (RuntimeException e) {
+                throw new IommuException(Errno.EINVAL, "backend '" + vendor + "' failed to create '" + name + "': " + e, e);
+            }
             instances.put(name, new Created(instance, backend));
         }
-        for (InstanceListener listener : listeners) {
-            try {
-                listener.instanceAdded(instance);
-            } catch (RuntimeException e) {
-                LOG.warn("instance listener {} failed", listener, e);
+        synchronized (notifications) {
+            if (instance(name).orElse(null) == instance) {
+                for (InstanceListener listener : listeners) {
+                    try {
+                        listener.instanceAdded(instance);
+                    } catch (RuntimeException e) {
+                        LOG.warn("instance listener {} failed", listener, e);
+                    }
+                }
             }
         }
         return instance;
@@ -147,11 +163,13 @@ public final class IommuRegistryImpl implements IommuRegistry {
     }
 
     private void retire(IommuInstance instance) {
-        for (InstanceListener listener : listeners) {
-            try {
-                listener.instanceRemoved(instance);
-            } catch (RuntimeException e) {
-                LOG.warn("instance listener {} failed", listener, e);
+        synchronized (notifications) {
+            for (InstanceListener listener : listeners) {
+                try {
+                    listener.instanceRemoved(instance);
+                } catch (RuntimeException e) {
+                    LOG.warn("instance listener {} failed", listener, e);
+                }
             }
         }
         try {
