@@ -1,0 +1,703 @@
+package org.iommulab.smmuv3.internal.hw;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantLock;
+
+import org.iommulab.api.dto.WalkStepDTO;
+import org.iommulab.api.errno.Errno;
+import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.memory.MemoryAccessException;
+import org.iommulab.api.memory.PhysicalMemory;
+import org.iommulab.api.pasid.Pasids;
+import org.iommulab.api.translation.Access;
+import org.iommulab.api.translation.FaultKind;
+import org.iommulab.api.translation.Stage;
+import org.iommulab.api.translation.Translation;
+
+/**
+ * An Arm SMMUv3 (Arm IHI 0070), programmed only through its registers and the structures it reads
+ * from memory: the layer-1 hardware model.
+ *
+ * <p>Register semantics: CR0 changes take effect at once and CR0ACK mirrors them; GBPA is applied
+ * by a write with UPDATE set (UPDATE then reads 0); GERROR bits are active while they differ from
+ * GERRORN; a write of CMDQ_PROD while CMDQEN makes the unit consume the command queue up to PROD
+ * before the write returns, stopping at a faulty command with CMDQ_CONS.ERR and GERROR.CMDQ_ERR
+ * until software acknowledges through GERRORN and writes PROD again. Events are written at
+ * EVENTQ_PROD while EVTQEN; a full queue drops the event and toggles EVENTQ_PROD.OVFLG (once per
+ * overflow condition, i.e. while OVFLG equals EVENTQ_CONS.OVACKFLG). STRTAB_BASE(_CFG) are read
+ * only while SMMUEN is set; queue base registers while their queue is enabled; CMDQ_CONS and
+ * EVENTQ_PROD are owned by the unit while their queue is enabled.
+ *
+ * <p>CMD_SYNC: with CS = SIG_IRQ (1) the completion interrupt is counted, and when MSIAddress
+ * (bits 51:2 of the second doubleword) is not 0 the 32-bit MSIData is written there (MSH/MSIAttr
+ * are accepted and ignored: memory is coherent); a failed MSI write sets GERROR.MSI_CMDQ_ABT_ERR.
+ * CS = 3 is reserved and makes the command illegal. The TLBI_EL2_* and TLBI_EL3_* commands are
+ * accepted and invalidate the whole TLB (over-invalidation is always allowed).
+ *
+ * <p>Thread safe: register accesses, queue processing and event recording are serialized by one
+ * lock; translations run concurrently without it.
+ */
+public final class SmmuHardware {
+    /** Size of the register space: two 64 KiB pages. */
+    public static final int SIZE = 0x20000;
+    static final int IDR0 = 0x00;
+    static final int IDR1 = 0x04;
+    static final int IDR5 = 0x14;
+    static final int IIDR = 0x18;
+    static final int AIDR = 0x1c;
+    static final int CR0 = 0x20;
+    static final int CR0ACK = 0x24;
+    static final int CR1 = 0x28;
+    static final int CR2 = 0x2c;
+    static final int STATUSR = 0x40;
+    static final int GBPA = 0x44;
+    static final int IRQ_CTRL = 0x50;
+    static final int IRQ_CTRL_ACK = 0x54;
+    static final int GERROR = 0x60;
+    static final int GERRORN = 0x64;
+    static final int STRTAB_BASE = 0x80;
+    static final int STRTAB_BASE_CFG = 0x88;
+    static final int CMDQ_BASE = 0x90;
+    static final int CMDQ_PROD = 0x98;
+    static final int CMDQ_CONS = 0x9c;
+    static final int EVENTQ_BASE = 0xa0;
+    static final int EVENTQ_PROD = 0x100a8;
+    static final int EVENTQ_CONS = 0x100ac;
+    static final int PRIQ_BASE = 0xc0;
+    static final int PRIQ_PROD = 0x100c8;
+    static final int PRIQ_CONS = 0x100cc;
+
+    static final int CR0_SMMUEN = 1;
+    static final int CR0_PRIQEN = 1 << 1;
+    static final int CR0_EVTQEN = 1 << 2;
+    static final int CR0_CMDQEN = 1 << 3;
+    static final int CR0_MASK = 0x1f;
+    static final int GBPA_ABORT = 1 << 20;
+    static final int GBPA_UPDATE = 1 << 31;
+    static final int GBPA_MASK = 0x001f_3ff0 | GBPA_ABORT;
+    static final int GERROR_CMDQ_ERR = 1;
+    static final int GERROR_EVENTQ_ABT_ERR = 1 << 2;
+    static final int GERROR_MSI_CMDQ_ABT_ERR = 1 << 4;
+    static final int GERROR_MASK = 0x1fd;
+    static final int IRQ_GERROR = 1;
+    static final int IRQ_PRIQ = 1 << 1;
+    static final int IRQ_EVENTQ = 1 << 2;
+    static final int CERROR_NONE = 0;
+    static final int CERROR_ILL = 1;
+    static final int CERROR_ABT = 2;
+    static final int CONS_ERR_MASK = 0x7f << 24;
+    static final int OVFLG = 1 << 31;
+    private static final long STRTAB_ADDR = 0x000f_ffff_ffff_ffc0L;
+    private static final long STRTAB_RA = 1L << 62;
+    private static final long Q_ADDR = 0x000f_ffff_ffff_ffe0L;
+    private static final long Q_BASE_MASK = Q_ADDR | STRTAB_RA | 0x1f;
+
+    private final PhysicalMemory memory;
+    private final SmmuConfig config;
+    private final SmmuTranslator translator;
+    private final ReentrantLock lock = new ReentrantLock();
+    private final int idr0;
+    private final int idr1;
+    private final int idr3;
+    private final int idr5;
+
+    // Registers, guarded by lock; the ones translation reads are volatile.
+    private volatile boolean smmuEnabled;
+    private volatile boolean bypassAbort;
+    private volatile long strtabBase;
+    private volatile int strtabCfg;
+    private int cr0;
+    private int cr1;
+    private int cr2;
+    private int gbpa;
+    private int irqCtrl;
+    private int gerror;
+    private int gerrorn;
+    private long cmdqBase;
+    private int cmdqProd;
+    private int cmdqCons;
+    private long eventqBase;
+    private int eventqProd;
+    private int eventqCons;
+    private long priqBase;
+    private int priqProd;
+    private int priqCons;
+
+    private volatile Runnable eventInterrupt = () -> { };
+    private volatile Runnable globalErrorInterrupt = () -> { };
+
+    private final LongAdder translations = new LongAdder();
+    private final LongAdder faults = new LongAdder();
+    private long eventsRecorded;
+    private long eventsDropped;
+    private long eventsDiscarded;
+    private long eventInterrupts;
+    private long commands;
+    private long commandErrors;
+    private long syncs;
+    private long syncInterrupts;
+    private long globalErrors;
+
+    /**
+     * @param memory the physical memory the unit reads its structures from
+     * @param config the configuration
+     */
+    public SmmuHardware(PhysicalMemory memory, SmmuConfig config) {
+        this.memory = memory;
+        this.config = config;
+        this.translator = new SmmuTranslator(memory, config);
+        this.idr0 = config.idr0();
+        this.idr1 = config.idr1();
+        this.idr3 = config.idr3();
+        this.idr5 = config.idr5();
+    }
+
+    /** @return the configuration */
+    public SmmuConfig config() {
+        return config;
+    }
+
+    /** @param hook run (without the register lock) when an event is written with IRQ_CTRL.EVENTQ_IRQEN set */
+    public void setEventInterrupt(Runnable hook) {
+        eventInterrupt = hook == null ? () -> { } : hook;
+    }
+
+    /** @param hook run when a GERROR bit becomes active with IRQ_CTRL.GERROR_IRQEN set */
+    public void setGlobalErrorInterrupt(Runnable hook) {
+        globalErrorInterrupt = hook == null ? () -> { } : hook;
+    }
+
+    // ---- transactions -------------------------------------------------------------------------
+
+    /**
+     * Translates a transaction; a fault writes an event record to the event queue (except aborts,
+     * which terminate silently). Allocates nothing.
+     *
+     * @param sid StreamID
+     * @param ssid SubstreamID, or {@link Pasids#NO_PASID}
+     * @param address input address
+     * @param access {@link Access} bits
+     * @param out the result
+     * @return {@code true} on success
+     */
+    public boolean translate(int sid, int ssid, long address, int access, Translation out) {
+        translations.increment();
+        if (!smmuEnabled) {
+            if (bypassAbort) {
+                faults.increment();
+                out.fault(FaultKind.BLOCKED, Stage.CONFIG, SmmuEvent.ABORT.code, SmmuEvent.ABORT.spec, 0, address);
+                return false;
+            }
+            out.success(address, 12, Access.READ | Access.WRITE | Access.EXEC);
+            return true;
+        }
+        SmmuTranslator.Scratch s = translator.scratch();
+        if (translator.translate(strtabBase, strtabCfg, sid, ssid, address, access, true, out, s)) {
+            return true;
+        }
+        faults.increment();
+        if (s.event.recorded) {
+            recordEvent(sid, ssid, address, access, s);
+        }
+        return false;
+    }
+
+    /**
+     * Walks without side effects (no caches, no flag updates, no event) and describes it.
+     *
+     * @return the structures and table entries read, then a result line
+     */
+    public List<WalkStepDTO> explain(int sid, int ssid, long address, int access) {
+        List<WalkStepDTO> steps = new ArrayList<>();
+        if (!smmuEnabled) {
+            steps.add(result(bypassAbort ? "SMMUEN = 0 and GBPA.ABORT = 1: aborted" : "SMMUEN = 0: bypassed (GBPA)"));
+            return steps;
+        }
+        Translation t = new Translation();
+        SmmuTranslator.Scratch s = translator.scratch();
+        s.explain = steps;
+        try {
+            translator.translate(strtabBase, strtabCfg, sid, ssid, address, access, false, t, s);
+        } finally {
+            s.explain = null;
+        }
+        List<WalkStepDTO> walk = s.walk.toSteps();
+        steps.addAll(walk.subList(0, walk.size() - 1));
+        steps.add(result(t.isSuccess() ? String.format("0x%x", t.outputAddress())
+                : String.format("fault 0x%x %s", t.faultCode(), t.faultName())));
+        return steps;
+    }
+
+    private static WalkStepDTO result(String text) {
+        WalkStepDTO r = new WalkStepDTO();
+        r.stage = "RESULT";
+        r.address = -1;
+        r.meaning = text;
+        return r;
+    }
+
+    /** Writes an event record (§7.2, §7.3) at EVENTQ_PROD. */
+    private void recordEvent(int sid, int ssid, long address, int access, SmmuTranslator.Scratch s) {
+        boolean interrupt = false;
+        lock.lock();
+        try {
+            if ((cr0 & CR0_EVTQEN) == 0) {
+                eventsDiscarded++;
+                return;
+            }
+            int log2 = queueLog2(eventqBase, config.eventqLog2);
+            int mask = (1 << (log2 + 1)) - 1;
+            int prod = eventqProd & mask;
+            int cons = eventqCons & mask;
+            if ((prod ^ cons) == 1 << log2) {
+                // Full: the event is lost; OVFLG toggles when no overflow is outstanding.
+                if ((eventqProd & OVFLG) == (eventqCons & OVFLG)) {
+                    eventqProd ^= OVFLG;
+                }
+                eventsDropped++;
+                return;
+            }
+            boolean ssv = ssid != Pasids.NO_PASID;
+            long w0 = (s.event.code & 0xff) | (ssv ? 1 << 11 : 0) | (ssv ? (long) (ssid & 0xfffff) << 12 : 0);
+            long q0 = w0 | ((long) sid << 32);
+            long w3 = ((access & Access.PRIV) == 0 ? 1 << 1 : 0) | ((access & Access.EXEC) != 0 ? 1 << 2 : 0)
+                    | ((access & Access.WRITE) == 0 ? 1 << 3 : 0) | (s.s2 ? 1 << 7 : 0) | (s.eventClass & 3) << 8;
+            long q1 = w3 << 32;
+            long record = (eventqBase & Q_ADDR) + 32L * (prod & ((1 << log2) - 1));
+            try {
+                memory.write64(record, q0);
+                memory.write64(record + 8, q1);
+                memory.write64(record + 16, address);
+                memory.write64(record + 24, s.address2);
+            } catch (MemoryAccessException e) {
+                raiseGlobalError(GERROR_EVENTQ_ABT_ERR);
+                return;
+            }
+            eventqProd = (eventqProd & OVFLG) | ((prod + 1) & mask);
+            eventsRecorded++;
+            if ((irqCtrl & IRQ_EVENTQ) != 0) {
+                eventInterrupts++;
+                interrupt = true;
+            }
+        } finally {
+            lock.unlock();
+        }
+        if (interrupt) {
+            eventInterrupt.run();
+        }
+    }
+
+    // ---- registers ----------------------------------------------------------------------------
+
+    /**
+     * Reads a register.
+     *
+     * @param offset byte offset in the two register pages
+     * @param size 4 or 8
+     * @return the value (reserved offsets read 0)
+     * @throws IommuException {@code EINVAL} for a bad size, alignment or offset
+     */
+    public long read(long offset, int size) throws IommuException {
+        check(offset, size);
+        lock.lock();
+        try {
+            long q = read64((int) offset & ~7);
+            if (size == 8) {
+                return q;
+            }
+            return (offset & 4) == 0 ? q & 0xffff_ffffL : q >>> 32;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Writes a register; read-only and reserved bits and offsets are ignored.
+     *
+     * @param offset byte offset
+     * @param value value
+     * @param size 4 or 8
+     * @throws IommuException {@code EINVAL} for a bad size, alignment or offset
+     */
+    public void write(long offset, long value, int size) throws IommuException {
+        check(offset, size);
+        long mask = size == 8 ? -1L : (offset & 4) == 0 ? 0xffff_ffffL : 0xffff_ffff_0000_0000L;
+        long v = size == 8 || (offset & 4) == 0 ? value : value << 32;
+        boolean interrupt;
+        lock.lock();
+        try {
+            long before = globalErrors;
+            write64((int) offset & ~7, v & mask, mask);
+            interrupt = globalErrors != before && (irqCtrl & IRQ_GERROR) != 0;
+        } finally {
+            lock.unlock();
+        }
+        if (interrupt) {
+            globalErrorInterrupt.run();
+        }
+    }
+
+    private static void check(long offset, int size) throws IommuException {
+        if (size != 4 && size != 8) {
+            throw new IommuException(Errno.EINVAL, "SMMUv3 registers are accessed with 4 or 8 bytes, not " + size);
+        }
+        if (offset < 0 || offset > SIZE - size || (offset & (size - 1)) != 0) {
+            throw new IommuException(Errno.EINVAL, String.format("register offset 0x%x is not %d-byte aligned inside 0x%x",
+                    offset, size, SIZE));
+        }
+    }
+
+    private static long pair(int lo, int hi) {
+        return (lo & 0xffff_ffffL) | ((long) hi << 32);
+    }
+
+    private long read64(int off) {
+        switch (off) {
+            case IDR0:
+                return pair(idr0, idr1);
+            case 0x08:
+                return pair(0, idr3);
+            case 0x10:
+                return pair(0, idr5);
+            case IIDR:
+                return pair(0, 2); // AIDR: SMMUv3.2 (range invalidation)
+            case CR0:
+                return pair(cr0, cr0);
+            case CR1:
+                return pair(cr1, cr2);
+            case STATUSR:
+                return pair(0, gbpa);
+            case IRQ_CTRL:
+                return pair(irqCtrl, irqCtrl);
+            case GERROR:
+                return pair(gerror, gerrorn);
+            case STRTAB_BASE:
+                return strtabBase;
+            case STRTAB_BASE_CFG:
+                return strtabCfg & 0xffff_ffffL;
+            case CMDQ_BASE:
+                return cmdqBase;
+            case CMDQ_PROD:
+                return pair(cmdqProd, cmdqCons);
+            case EVENTQ_BASE:
+                return eventqBase;
+            case EVENTQ_PROD:
+                return pair(eventqProd, eventqCons);
+            case PRIQ_BASE:
+                return priqBase;
+            case PRIQ_PROD:
+                return pair(priqProd, priqCons);
+            default:
+                return 0;
+        }
+    }
+
+    private static long merge(long old, long value, long mask) {
+        return (old & ~mask) | (value & mask);
+    }
+
+    /** @return the effective LOG2SIZE of a queue: the base register's field capped at the maximum */
+    private static int queueLog2(long base, int max) {
+        return Math.min((int) base & 0x1f, max);
+    }
+
+    private static int queueMask(int log2) {
+        return (1 << (log2 + 1)) - 1;
+    }
+
+    private void write64(int off, long value, long mask) {
+        boolean lo = (mask & 0xffff_ffffL) != 0;
+        boolean hi = (mask >>> 32) != 0;
+        int low = (int) value;
+        int high = (int) (value >>> 32);
+        switch (off) {
+            case CR0:
+                if (lo) {
+                    writeCr0(low & CR0_MASK);
+                }
+                break;
+            case CR1:
+                if (lo) {
+                    cr1 = low & 0x3f;
+                }
+                if (hi) {
+                    cr2 = high & 0x7;
+                }
+                break;
+            case STATUSR:
+                if (hi && (high & GBPA_UPDATE) != 0) {
+                    gbpa = high & GBPA_MASK;
+                    bypassAbort = (gbpa & GBPA_ABORT) != 0;
+                }
+                break;
+            case IRQ_CTRL:
+                if (lo) {
+                    irqCtrl = low & (IRQ_GERROR | IRQ_PRIQ | IRQ_EVENTQ);
+                }
+                break;
+            case GERROR:
+                if (hi) {
+                    gerrorn = high & GERROR_MASK;
+                }
+                break;
+            case STRTAB_BASE:
+                if (!smmuEnabled) {
+                    strtabBase = merge(strtabBase, value, mask) & (STRTAB_ADDR | STRTAB_RA);
+                }
+                break;
+            case STRTAB_BASE_CFG:
+                if (lo && !smmuEnabled) {
+                    strtabCfg = low & (0x3f | 0x1f << 6 | 3 << 16);
+                }
+                break;
+            case CMDQ_BASE:
+                if ((cr0 & CR0_CMDQEN) == 0) {
+                    cmdqBase = merge(cmdqBase, value, mask) & Q_BASE_MASK;
+                }
+                break;
+            case CMDQ_PROD:
+                if (hi && (cr0 & CR0_CMDQEN) == 0) {
+                    cmdqCons = high & (queueMask(19) | CONS_ERR_MASK);
+                }
+                if (lo) {
+                    cmdqProd = low & queueMask(queueLog2(cmdqBase, config.cmdqLog2));
+                    processCommands();
+                }
+                break;
+            case EVENTQ_BASE:
+                if ((cr0 & CR0_EVTQEN) == 0) {
+                    eventqBase = merge(eventqBase, value, mask) & Q_BASE_MASK;
+                }
+                break;
+            case EVENTQ_PROD:
+                if (lo && (cr0 & CR0_EVTQEN) == 0) {
+                    eventqProd = low & (queueMask(queueLog2(eventqBase, config.eventqLog2)) | OVFLG);
+                }
+                if (hi) {
+                    eventqCons = high & (queueMask(queueLog2(eventqBase, config.eventqLog2)) | OVFLG);
+                }
+                break;
+            case PRIQ_BASE:
+                if ((cr0 & CR0_PRIQEN) == 0) {
+                    priqBase = merge(priqBase, value, mask) & Q_BASE_MASK;
+                }
+                break;
+            case PRIQ_PROD:
+                if (lo && (cr0 & CR0_PRIQEN) == 0) {
+                    priqProd = low & (queueMask(queueLog2(priqBase, config.eventqLog2)) | OVFLG);
+                }
+                if (hi) {
+                    priqCons = high & (queueMask(queueLog2(priqBase, config.eventqLog2)) | OVFLG);
+                }
+                break;
+            default:
+                break; // read-only or reserved: ignored
+        }
+    }
+
+    private void writeCr0(int value) {
+        int old = cr0;
+        cr0 = value;
+        boolean enable = (value & CR0_SMMUEN) != 0;
+        if (enable && (old & CR0_SMMUEN) == 0) {
+            // Nothing cached while disabled may be used once enabled.
+            translator.steCache.invalidateAll();
+            translator.cdCache.invalidateAll();
+            translator.tlb.invalidateAll();
+        }
+        smmuEnabled = enable;
+        if ((value & CR0_CMDQEN) != 0 && (old & CR0_CMDQEN) == 0) {
+            processCommands();
+        }
+    }
+
+    private void raiseGlobalError(int bit) {
+        if (((gerror ^ gerrorn) & bit) == 0) {
+            gerror ^= bit;
+            globalErrors++;
+        }
+    }
+
+    // ---- command queue ------------------------------------------------------------------------
+
+    /** Consumes commands from CMDQ_CONS up to CMDQ_PROD (§4), unless the queue is off or stopped by an error. */
+    private void processCommands() {
+        if ((cr0 & CR0_CMDQEN) == 0 || ((gerror ^ gerrorn) & GERROR_CMDQ_ERR) != 0) {
+            return;
+        }
+        int log2 = queueLog2(cmdqBase, config.cmdqLog2);
+        int mask = queueMask(log2);
+        while ((cmdqCons & mask) != (cmdqProd & mask)) {
+            int index = cmdqCons & ((1 << log2) - 1);
+            long address = (cmdqBase & Q_ADDR) + 16L * index;
+            long d0;
+            long d1;
+            try {
+                d0 = memory.read64(address);
+                d1 = memory.read64(address + 8);
+            } catch (MemoryAccessException e) {
+                commandError(CERROR_ABT);
+                return;
+            }
+            int error = execute(d0, d1);
+            if (error != CERROR_NONE) {
+                commandError(error);
+                return;
+            }
+            commands++;
+            cmdqCons = (cmdqCons & CONS_ERR_MASK) | (((cmdqCons & mask) + 1) & mask);
+        }
+    }
+
+    private void commandError(int error) {
+        commandErrors++;
+        cmdqCons = (cmdqCons & ~CONS_ERR_MASK) | (error << 24);
+        raiseGlobalError(GERROR_CMDQ_ERR);
+    }
+
+    /** Executes one command (§4.1-§4.7). @return a CERROR code, {@link #CERROR_NONE} if it ran */
+    private int execute(long d0, long d1) {
+        int op = (int) d0 & 0xff;
+        long sid = d0 >>> 32;
+        int vmid = (int) (d0 >>> 32) & (config.vmid16 ? 0xffff : 0xff);
+        int asid = (int) (d0 >>> 48) & (config.asid16 ? 0xffff : 0xff);
+        boolean leaf = (d1 & 1) != 0;
+        switch (op) {
+            case 0x01: // CMD_PREFETCH_CONFIG
+            case 0x02: // CMD_PREFETCH_ADDR
+                return CERROR_NONE;
+            case 0x03: // CMD_CFGI_STE
+                translator.steCache.invalidate(k -> k == sid);
+                translator.cdCache.invalidate(k -> (k >>> 20) == sid);
+                return CERROR_NONE;
+            case 0x04: { // CMD_CFGI_STE_RANGE
+                int range = (int) d1 & 0x1f;
+                if (range == 31) {
+                    translator.steCache.invalidateAll();
+                    translator.cdCache.invalidateAll();
+                } else {
+                    long first = sid & -(1L << (range + 1));
+                    long last = first + (1L << (range + 1)) - 1;
+                    translator.steCache.invalidate(k -> k >= first && k <= last);
+                    translator.cdCache.invalidate(k -> (k >>> 20) >= first && (k >>> 20) <= last);
+                }
+                return CERROR_NONE;
+            }
+            case 0x05: { // CMD_CFGI_CD
+                long key = (sid << 20) | ((d0 >>> 12) & 0xfffff);
+                translator.cdCache.invalidate(k -> k == key);
+                return CERROR_NONE;
+            }
+            case 0x06: // CMD_CFGI_CD_ALL
+                translator.cdCache.invalidate(k -> (k >>> 20) == sid);
+                return CERROR_NONE;
+            case 0x10: // CMD_TLBI_NH_ALL
+            case 0x28: // CMD_TLBI_S12_VMALL
+                translator.tlb.invalidateTag1(vmid);
+                return CERROR_NONE;
+            case 0x11: // CMD_TLBI_NH_ASID
+                translator.tlb.invalidateTag(vmid, asid);
+                return CERROR_NONE;
+            case 0x12: // CMD_TLBI_NH_VA
+                translator.tlb.invalidateRange(vmid, asid, (d1 & ~0xfffL) & SmmuTranslator.KEY_MASK, rangeSize(d0, d1), leaf);
+                return CERROR_NONE;
+            case 0x13: // CMD_TLBI_NH_VAA
+                translator.tlb.invalidateRangeAnyTag2(vmid, (d1 & ~0xfffL) & SmmuTranslator.KEY_MASK, rangeSize(d0, d1), leaf);
+                return CERROR_NONE;
+            case 0x18: // CMD_TLBI_EL3_ALL
+            case 0x1a: // CMD_TLBI_EL3_VA
+            case 0x20: // CMD_TLBI_EL2_ALL
+            case 0x21: // CMD_TLBI_EL2_ASID
+            case 0x22: // CMD_TLBI_EL2_VA
+            case 0x23: // CMD_TLBI_EL2_VAA
+            case 0x30: // CMD_TLBI_NSNH_ALL
+                translator.tlb.invalidateAll();
+                return CERROR_NONE;
+            case 0x2a: // CMD_TLBI_S2_IPA
+                translator.tlb.invalidateRange(vmid, SmmuTranslator.S2_ONLY, d1 & 0x000f_ffff_ffff_f000L, rangeSize(d0, d1), leaf);
+                return CERROR_NONE;
+            case 0x40: // CMD_ATC_INV: no ATS
+            case 0x41: // CMD_PRI_RESP: no PRI
+            case 0x44: // CMD_RESUME: no stalls
+            case 0x45: // CMD_STALL_TERM
+                return CERROR_NONE;
+            case 0x46: // CMD_SYNC
+                return sync(d0, d1);
+            default:
+                return CERROR_ILL;
+        }
+    }
+
+    /**
+     * The size of a TLBI range (§4.4.1): with TG set, (NUM + 1) &lt;&lt; SCALE pages of the TG granule;
+     * without, the single address (every entry covering it).
+     */
+    private static long rangeSize(long d0, long d1) {
+        int tg = (int) (d1 >>> 10) & 3;
+        if (tg == 0) {
+            return 1;
+        }
+        int num = (int) (d0 >>> 12) & 0x1f;
+        int scale = (int) (d0 >>> 20) & 0x1f;
+        int shift = tg == 1 ? 12 : tg == 2 ? 14 : 16;
+        if (scale + shift + 5 >= 63) {
+            return -1L; // beyond the address space: everything from the address on
+        }
+        return (long) (num + 1) << (scale + shift);
+    }
+
+    private int sync(long d0, long d1) {
+        int cs = (int) (d0 >>> 12) & 3;
+        if (cs == 3) {
+            return CERROR_ILL;
+        }
+        syncs++;
+        if (cs == 1) {
+            syncInterrupts++;
+            long msiAddress = d1 & 0x000f_ffff_ffff_fffcL;
+            if (msiAddress != 0) {
+                try {
+                    memory.write32(msiAddress, (int) (d0 >>> 32));
+                } catch (MemoryAccessException e) {
+                    raiseGlobalError(GERROR_MSI_CMDQ_ABT_ERR);
+                }
+            }
+        }
+        return CERROR_NONE;
+    }
+
+    // ---- statistics ---------------------------------------------------------------------------
+
+    /** @return counters for {@code iommu:stats} */
+    public Map<String, Long> statistics() {
+        Map<String, Long> m = new LinkedHashMap<>();
+        m.put("translations", translations.sum());
+        m.put("faults", faults.sum());
+        m.put("tlb-hits", translator.tlb.stats().hits);
+        m.put("tlb-misses", translator.tlb.stats().misses);
+        m.put("tlb-entries", (long) translator.tlb.size());
+        m.put("ste-cache-hits", translator.steCache.hits.sum());
+        m.put("ste-cache-misses", translator.steCache.misses.sum());
+        m.put("cd-cache-hits", translator.cdCache.hits.sum());
+        m.put("cd-cache-misses", translator.cdCache.misses.sum());
+        lock.lock();
+        try {
+            m.put("events", eventsRecorded);
+            m.put("events-dropped", eventsDropped);
+            m.put("events-discarded", eventsDiscarded);
+            m.put("event-interrupts", eventInterrupts);
+            m.put("commands", commands);
+            m.put("command-errors", commandErrors);
+            m.put("syncs", syncs);
+            m.put("sync-interrupts", syncInterrupts);
+            m.put("global-errors", globalErrors);
+        } finally {
+            lock.unlock();
+        }
+        return m;
+    }
+}

@@ -1,0 +1,268 @@
+package org.iommulab.smmuv3.internal.hw;
+
+import static org.iommulab.smmuv3.internal.hw.SmmuRig.CFG_ABORT;
+import static org.iommulab.smmuv3.internal.hw.SmmuRig.CFG_NESTED;
+import static org.iommulab.smmuv3.internal.hw.SmmuRig.CFG_S1;
+import static org.iommulab.smmuv3.internal.hw.SmmuRig.CFG_S2;
+import static org.iommulab.smmuv3.internal.hw.SmmuRig.DATA;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.concurrent.atomic.AtomicInteger;
+
+import org.iommulab.api.spi.IommuDomain;
+import org.iommulab.api.translation.Access;
+import org.iommulab.api.translation.FaultKind;
+import org.iommulab.api.translation.Translation;
+import org.iommulab.pgtable.IoPageTable;
+import org.iommulab.pgtable.format.ArmGranule;
+import org.iommulab.smmuv3.internal.hw.SmmuRig.Cd;
+import org.iommulab.smmuv3.internal.hw.SmmuRig.Event;
+import org.iommulab.smmuv3.internal.hw.SmmuRig.Ste;
+import org.junit.jupiter.api.Test;
+
+/** Every event the model raises, with its record fields (§7.3), and event queue overflow. */
+class SmmuEventTest {
+    private static final int RW = Access.READ | Access.WRITE;
+    private static final long UNBACKED = 0x7_0000_0000L;
+
+    private static void expect(SmmuRig r, Translation t, SmmuEvent e) {
+        assertFalse(t.isSuccess());
+        assertEquals(e.code, t.faultCode(), t::toString);
+        assertEquals(e.spec, t.faultName());
+    }
+
+    /** A stage-1 stream: SID 1, one CD with ASID 1 over the returned table. */
+    private static IoPageTable s1Stream(SmmuRig r, int sid, Cd cdTemplate) {
+        IoPageTable t = r.s1Table(ArmGranule.G4K, 16);
+        long cd = r.cdArea(64);
+        cdTemplate.w[2] = (int) t.root();
+        cdTemplate.w[3] = (int) (t.root() >>> 32);
+        r.cd(cd, cdTemplate);
+        r.ste(sid, new Ste(CFG_S1).s1(cd, 0, 0));
+        return t;
+    }
+
+    @Test
+    void configurationEvents() {
+        SmmuRig r = new SmmuRig();
+        r.ste(1, new Ste(CFG_S1).valid(false));
+        Ste bad = new Ste(CFG_S2).s2(1, 24, 1, 0, 5, 0x1000);
+        bad.w[5] &= ~(1 << 19); // S2AA64 = 0
+        r.ste(2, bad);
+        r.ste(3, new Ste(CFG_S1).s1(0x40_0000, 3, 0)); // S1Fmt 3
+        r.ste(4, new Ste(CFG_S2).s2(1, 24, 3, 0, 5, 0x1000)); // S2SL0 3 reserved for 4K
+        r.ste(5, new Ste(CFG_S1).s1(UNBACKED, 0, 0));
+        r.ste(6, new Ste(CFG_S1).s1(r.cdArea(64), 0, 0)); // CD V = 0
+        long badCd = r.cdArea(64);
+        r.cd(badCd, new Cd(50, 0, 1, 0x1000)); // T0SZ 50
+        r.ste(7, new Ste(CFG_S1).s1(badCd, 0, 0));
+        long aa32 = r.cdArea(64);
+        r.cd(aa32, new Cd(16, 0, 1, 0x1000).w1(0, 1 << 9));
+        r.ste(8, new Ste(CFG_S1).s1(aa32, 0, 0));
+        r.ste(9, new Ste(CFG_S1).s1(aa32, 0, 21)); // S1CDMax beyond SSIDSIZE
+        r.ste(10, new Ste(CFG_ABORT));
+        r.enable(4);
+
+        expect(r, r.translate(16, -1, 0x1000, Access.READ), SmmuEvent.C_BAD_STREAMID);
+        Event e = r.event();
+        assertEquals(0x02, e.type);
+        assertEquals(16, e.sid);
+        assertFalse(e.ssv);
+        assertTrue(e.rnw);
+        assertTrue(e.pnu);
+
+        for (int sid : new int[] {1, 2, 3, 4, 9}) {
+            expect(r, r.translate(sid, -1, 0x1000, Access.WRITE | Access.PRIV), SmmuEvent.C_BAD_STE);
+            e = r.event();
+            assertEquals(0x04, e.type);
+            assertEquals(sid, e.sid);
+            assertFalse(e.rnw);
+            assertFalse(e.pnu);
+        }
+        expect(r, r.translate(5, -1, 0x1000, RW), SmmuEvent.F_CD_FETCH);
+        e = r.event();
+        assertEquals(0x09, e.type);
+        assertEquals(UNBACKED, e.address2);
+        for (int sid : new int[] {6, 7, 8}) {
+            expect(r, r.translate(sid, -1, 0x1000, RW), SmmuEvent.C_BAD_CD);
+            assertEquals(0x0a, r.event().type);
+        }
+        // A substream on a stream with one CD.
+        expect(r, r.translate(8, 3, 0x1000, Access.READ | Access.EXEC), SmmuEvent.C_BAD_SUBSTREAMID);
+        e = r.event();
+        assertEquals(0x08, e.type);
+        assertTrue(e.ssv);
+        assertEquals(3, e.ssid);
+        assertTrue(e.ind);
+        // Config abort: terminated without an event.
+        Translation t = r.translate(10, -1, 0x1000, RW);
+        assertFalse(t.isSuccess());
+        assertEquals(FaultKind.BLOCKED, t.faultKind());
+        assertTrue(r.events().isEmpty());
+    }
+
+    @Test
+    void steFetchAbort() {
+        SmmuRig r = new SmmuRig();
+        r.l1std(0, UNBACKED, 7);
+        r.enableTwoLevel(12, 6);
+        expect(r, r.translate(3, -1, 0, RW), SmmuEvent.F_STE_FETCH);
+        Event e = r.event();
+        assertEquals(0x03, e.type);
+        assertEquals(3, e.sid);
+        assertEquals(UNBACKED + 3 * 64, e.address2);
+    }
+
+    @Test
+    void stage1TranslationEvents() {
+        SmmuRig r = new SmmuRig();
+        IoPageTable t = s1Stream(r, 1, new Cd(16, 0, 1, 0));
+        SmmuRig.map(t, 0x1000, DATA, 0x1000, IommuDomain.PROT_READ);
+        SmmuRig.map(t, 0x2000, DATA + 0x1000, 0x1000);
+        // Access flag clear.
+        long leaf2 = r.leafEntry(t.format(), t.root(), 0x2000);
+        r.ram.write64(leaf2, r.ram.read64(leaf2) & ~(1L << 10));
+        // IPS 32 bits with an output above 4 GiB: address size.
+        IoPageTable small = s1Stream(r, 2, new Cd(16, 0, 2, 0).w1(0, 7));
+        SmmuRig.map(small, 0x1000, DATA, 0x1000);
+        // TTB0 in unbacked memory: external abort on the walk.
+        long cdAbort = r.cdArea(64);
+        r.cd(cdAbort, new Cd(16, 0, 3, UNBACKED));
+        r.ste(3, new Ste(CFG_S1).s1(cdAbort, 0, 0));
+        r.enable();
+
+        expect(r, r.translate(1, -1, 0x5000, Access.READ), SmmuEvent.F_TRANSLATION);
+        Event e = r.event();
+        assertEquals(0x10, e.type);
+        assertEquals(0x5000, e.input);
+        assertFalse(e.s2);
+        expect(r, r.translate(1, -1, 1L << 50, Access.READ), SmmuEvent.F_TRANSLATION); // beyond T0SZ
+        assertEquals(1L << 50, r.event().input);
+        expect(r, r.translate(1, -1, 0x1008, Access.WRITE), SmmuEvent.F_PERMISSION);
+        e = r.event();
+        assertEquals(0x13, e.type);
+        assertFalse(e.rnw);
+        assertEquals(0x1008, e.input);
+        expect(r, r.translate(1, -1, 0x1008, Access.READ | Access.EXEC), SmmuEvent.F_PERMISSION); // UXN
+        assertTrue(r.event().ind);
+        expect(r, r.translate(1, -1, 0x2000, Access.READ), SmmuEvent.F_ACCESS);
+        assertEquals(0x12, r.event().type);
+        expect(r, r.translate(2, -1, 0x1000, Access.READ), SmmuEvent.F_ADDR_SIZE);
+        assertEquals(0x11, r.event().type);
+        expect(r, r.translate(3, -1, 0x1000, Access.READ), SmmuEvent.F_WALK_EABT);
+        e = r.event();
+        assertEquals(0x0b, e.type);
+        assertEquals(3, e.sid);
+        assertEquals(UNBACKED, e.address2);
+        assertEquals(7, r.hw.statistics().get("events"));
+    }
+
+    @Test
+    void stage2EventsCarryTheIpaAndClass() {
+        SmmuRig r = new SmmuRig();
+        IoPageTable s2 = r.s2Table(ArmGranule.G4K, 24, 1);
+        SmmuRig.map(s2, SmmuRig.POOL, SmmuRig.POOL, 0x100_0000);
+        IoPageTable s1 = r.s1Table(ArmGranule.G4K, 16);
+        SmmuRig.map(s1, 0x1000, 0x9000_0000L, 0x1000); // IPA not mapped by stage 2
+        SmmuRig.map(s1, 0x2000, 0x1_0000_0000_0000L - 0x1000, 0x1000); // IPA beyond the 40-bit stage-2 input
+        long cd = r.cdArea(64);
+        SmmuRig.map(s2, cd, cd, 0x1000);
+        r.cd(cd, new Cd(16, 0, 1, s1.root()));
+        r.ste(1, new Ste(CFG_NESTED).s1(cd, 0, 0).s2(4, 24, 1, 0, 5, s2.root()));
+        // A CD whose IPA stage 2 does not map.
+        r.ste(2, new Ste(CFG_NESTED).s1(0x7000_0000L, 0, 0).s2(4, 24, 1, 0, 5, s2.root()));
+        // Stage-1 tables at IPAs stage 2 does not map.
+        long cd3 = r.cdArea(64);
+        SmmuRig.map(s2, cd3, cd3, 0x1000);
+        r.cd(cd3, new Cd(16, 0, 3, 0x6000_0000L));
+        r.ste(3, new Ste(CFG_NESTED).s1(cd3, 0, 0).s2(4, 24, 1, 0, 5, s2.root()));
+        // Stage-2 only, read-only page.
+        IoPageTable ro = r.s2Table(ArmGranule.G4K, 24, 1);
+        SmmuRig.map(ro, 0x4000, DATA, 0x1000, IommuDomain.PROT_READ);
+        r.ste(4, new Ste(CFG_S2).s2(5, 24, 1, 0, 5, ro.root()));
+        r.enable();
+
+        expect(r, r.translate(1, -1, 0x1010, Access.READ), SmmuEvent.F_TRANSLATION);
+        Event e = r.event();
+        assertTrue(e.s2);
+        assertEquals(SmmuTranslator.CLASS_IN, e.cls);
+        assertEquals(0x1010, e.input);
+        assertEquals(0x9000_0010L, e.address2);
+        expect(r, r.translate(1, -1, 0x2010, Access.READ), SmmuEvent.F_TRANSLATION);
+        assertTrue(r.event().s2);
+
+        expect(r, r.translate(2, -1, 0x1010, Access.READ), SmmuEvent.F_TRANSLATION);
+        e = r.event();
+        assertTrue(e.s2);
+        assertEquals(SmmuTranslator.CLASS_CD, e.cls);
+        assertEquals(0x7000_0000L, e.address2);
+
+        expect(r, r.translate(3, -1, 0x1010, Access.READ), SmmuEvent.F_TRANSLATION);
+        e = r.event();
+        assertTrue(e.s2);
+        assertEquals(SmmuTranslator.CLASS_TT, e.cls);
+        assertEquals(0x6000_0000L, e.address2 & ~0xfffL);
+
+        expect(r, r.translate(4, -1, 0x4000, Access.WRITE), SmmuEvent.F_PERMISSION);
+        e = r.event();
+        assertTrue(e.s2);
+        assertEquals(SmmuTranslator.CLASS_IN, e.cls);
+        assertEquals(0x4000, e.address2);
+        assertFalse(e.rnw);
+        assertEquals(DATA + 8, r.pa(4, -1, 0x4008, Access.READ));
+        // A SubstreamID on a stage-2-only stream.
+        expect(r, r.translate(4, 1, 0x4000, Access.READ), SmmuEvent.C_BAD_SUBSTREAMID);
+        assertEquals(0x08, r.event().type);
+    }
+
+    @Test
+    void gbpaAbortAndDisabledQueue() {
+        SmmuRig r = new SmmuRig();
+        r.w32(SmmuRig.GBPA, 1 << 20); // without UPDATE: ignored
+        assertEquals(0, r.r32(SmmuRig.GBPA));
+        assertTrue(r.translate(1, -1, 0x1000, RW).isSuccess());
+        r.w32(SmmuRig.GBPA, 1 << 20 | 1 << 31);
+        assertEquals(1 << 20, r.r32(SmmuRig.GBPA), "UPDATE cleared by the unit");
+        Translation t = r.translate(1, -1, 0x1000, RW);
+        assertEquals(FaultKind.BLOCKED, t.faultKind());
+        // Events with EVTQEN clear are discarded.
+        r.w64(SmmuRig.STRTAB_BASE, SmmuRig.STRTAB);
+        r.w32(SmmuRig.STRTAB_BASE_CFG, 2);
+        r.cr0(SmmuRig.SMMUEN);
+        expect(r, r.translate(100, -1, 0, RW), SmmuEvent.C_BAD_STREAMID);
+        assertEquals(1, r.hw.statistics().get("events-discarded"));
+    }
+
+    @Test
+    void overflowDropsEventsAndTogglesOvflg() {
+        SmmuRig r = new SmmuRig();
+        r.eventqLog2 = 1; // two records
+        AtomicInteger irqs = new AtomicInteger();
+        r.hw.setEventInterrupt(irqs::incrementAndGet);
+        r.enable(2);
+        r.w32(SmmuRig.IRQ_CTRL, 1 << 2 | 1);
+        assertEquals(5, r.r32(SmmuRig.IRQ_CTRL_ACK));
+        for (int i = 0; i < 3; i++) {
+            r.translate(10 + i, -1, 0, RW);
+        }
+        assertEquals(2, irqs.get());
+        long prod = r.r32(SmmuRig.EVENTQ_PROD);
+        assertEquals(1L << 31 | 0b10, prod, "full (wrap set, index 0) with OVFLG toggled");
+        r.translate(20, -1, 0, RW); // still overflowed: OVFLG stays
+        assertEquals(1L << 31 | 0b10, r.r32(SmmuRig.EVENTQ_PROD));
+        var events = r.events();
+        assertEquals(2, events.size());
+        assertEquals(10, events.get(0).sid);
+        assertEquals(11, events.get(1).sid);
+        assertEquals(2, r.hw.statistics().get("events-dropped"));
+        // Acknowledge the overflow; the next overflow toggles OVFLG back.
+        r.w32(SmmuRig.EVENTQ_CONS, r.r32(SmmuRig.EVENTQ_CONS) | 1L << 31);
+        for (int i = 0; i < 3; i++) {
+            r.translate(30 + i, -1, 0, RW);
+        }
+        assertEquals(0, r.r32(SmmuRig.EVENTQ_PROD) >>> 31);
+        assertEquals(30, r.events().get(0).sid);
+    }
+}
