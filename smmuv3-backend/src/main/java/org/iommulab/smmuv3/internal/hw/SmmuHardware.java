@@ -571,8 +571,8 @@ public final class SmmuHardware {
             case 0x02: // CMD_PREFETCH_ADDR
                 return CERROR_NONE;
             case 0x03: // CMD_CFGI_STE
-                translator.steCache.invalidate(k -> k == sid);
-                translator.cdCache.invalidate(k -> (k >>> 20) == sid);
+                translator.steCache.invalidateKeys(k -> k == sid);
+                translator.cdCache.invalidateKeys(k -> (k >>> 20) == sid);
                 return CERROR_NONE;
             case 0x04: { // CMD_CFGI_STE_RANGE
                 int range = (int) d1 & 0x1f;
@@ -582,18 +582,18 @@ public final class SmmuHardware {
                 } else {
                     long first = sid & -(1L << (range + 1));
                     long last = first + (1L << (range + 1)) - 1;
-                    translator.steCache.invalidate(k -> k >= first && k <= last);
-                    translator.cdCache.invalidate(k -> (k >>> 20) >= first && (k >>> 20) <= last);
+                    translator.steCache.invalidateKeys(k -> k >= first && k <= last);
+                    translator.cdCache.invalidateKeys(k -> (k >>> 20) >= first && (k >>> 20) <= last);
                 }
                 return CERROR_NONE;
             }
             case 0x05: { // CMD_CFGI_CD
                 long key = (sid << 20) | ((d0 >>> 12) & 0xfffff);
-                translator.cdCache.invalidate(k -> k == key);
+                translator.cdCache.invalidateKeys(k -> k == key);
                 return CERROR_NONE;
             }
             case 0x06: // CMD_CFGI_CD_ALL
-                translator.cdCache.invalidate(k -> (k >>> 20) == sid);
+                translator.cdCache.invalidateKeys(k -> (k >>> 20) == sid);
                 return CERROR_NONE;
             case 0x10: // CMD_TLBI_NH_ALL
             case 0x28: // CMD_TLBI_S12_VMALL
@@ -680,10 +680,10 @@ public final class SmmuHardware {
         m.put("tlb-hits", translator.tlb.stats().hits);
         m.put("tlb-misses", translator.tlb.stats().misses);
         m.put("tlb-entries", (long) translator.tlb.size());
-        m.put("ste-cache-hits", translator.steCache.hits.sum());
-        m.put("ste-cache-misses", translator.steCache.misses.sum());
-        m.put("cd-cache-hits", translator.cdCache.hits.sum());
-        m.put("cd-cache-misses", translator.cdCache.misses.sum());
+        m.put("ste-cache-hits", translator.steCache.hits());
+        m.put("ste-cache-misses", translator.steCache.misses());
+        m.put("cd-cache-hits", translator.cdCache.hits());
+        m.put("cd-cache-misses", translator.cdCache.misses());
         lock.lock();
         try {
             m.put("events", eventsRecorded);

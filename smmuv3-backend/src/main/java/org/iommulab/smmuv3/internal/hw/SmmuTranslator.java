@@ -1,5 +1,7 @@
 package org.iommulab.smmuv3.internal.hw;
 
+import org.iommulab.pgtable.tlb.EntryCache;
+
 import java.util.List;
 
 import org.iommulab.api.dto.WalkStepDTO;
@@ -49,8 +51,8 @@ final class SmmuTranslator {
 
     private final PhysicalMemory memory;
     private final SmmuConfig config;
-    final ConfigCache steCache;
-    final ConfigCache cdCache;
+    final EntryCache steCache;
+    final EntryCache cdCache;
     final Tlb tlb;
     private final ArmStage1[] s1Formats = new ArmStage1[1 << 14];
     private final boolean[] s1Invalid = new boolean[1 << 14];
@@ -91,8 +93,8 @@ final class SmmuTranslator {
     SmmuTranslator(PhysicalMemory memory, SmmuConfig config) {
         this.memory = memory;
         this.config = config;
-        this.steCache = new ConfigCache(config.configCacheSize, 8);
-        this.cdCache = new ConfigCache(config.configCacheSize, 4);
+        this.steCache = new EntryCache(config.configCacheSize, 8);
+        this.cdCache = new EntryCache(config.configCacheSize, 4);
         this.tlb = new Tlb("smmuv3-tlb", config.tlbSize);
     }
 

@@ -1,5 +1,7 @@
 package org.iommulab.vtd.internal.hw;
 
+import org.iommulab.pgtable.tlb.EntryCache;
+
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.memory.MemoryAccessException;
 import org.iommulab.api.memory.PhysicalMemory;

@@ -690,10 +690,10 @@ public final class VtdHardware {
         m.put("iotlb-hits", translator.iotlb.stats().hits);
         m.put("iotlb-misses", translator.iotlb.stats().misses);
         m.put("iotlb-entries", (long) translator.iotlb.size());
-        m.put("context-cache-hits", translator.contextCache.hits.sum());
-        m.put("context-cache-misses", translator.contextCache.misses.sum());
-        m.put("pasid-cache-hits", translator.pasidCache.hits.sum());
-        m.put("pasid-cache-misses", translator.pasidCache.misses.sum());
+        m.put("context-cache-hits", translator.contextCache.hits());
+        m.put("context-cache-misses", translator.contextCache.misses());
+        m.put("pasid-cache-hits", translator.pasidCache.hits());
+        m.put("pasid-cache-misses", translator.pasidCache.misses());
         m.put("qi-descriptors", descriptors.sum());
         m.put("page-requests", prq.requests());
         m.put("page-request-overflows", prq.overflows());
