@@ -32,6 +32,7 @@ public final class SmmuConfig {
         d.put("stage2", "true");
         d.put("two-level-stream-table", "true");
         d.put("two-level-cd-table", "true");
+        d.put("pri", "true");
         d.put("asid16", "true");
         d.put("vmid16", "true");
         d.put("cmdq-log2size", "8");
@@ -51,6 +52,7 @@ public final class SmmuConfig {
     final boolean stage2;
     final boolean twoLevelStreamTable;
     final boolean twoLevelCd;
+    final boolean pri;
     final boolean asid16;
     final boolean vmid16;
     final int cmdqLog2;
@@ -100,6 +102,7 @@ public final class SmmuConfig {
         }
         twoLevelStreamTable = bool(v, "two-level-stream-table");
         twoLevelCd = bool(v, "two-level-cd-table");
+        pri = bool(v, "pri");
         asid16 = bool(v, "asid16");
         vmid16 = bool(v, "vmid16");
         cmdqLog2 = intIn(v, "cmdq-log2size", 0, 19);
@@ -170,6 +173,7 @@ public final class SmmuConfig {
         v |= 2 << 6; // HTTU: access flag and dirty state
         v |= (asid16 ? 1 : 0) << 12;
         v |= 1 << 13; // MSI: CMD_SYNC can signal completion with an MSI write
+        v |= (pri ? 1 : 0) << 16; // PRI: page requests (the PRI queue)
         v |= (vmid16 ? 1 : 0) << 18;
         v |= (twoLevelCd ? 1 : 0) << 19; // CD2L
         v |= 2 << 21; // TTENDIAN: little endian only

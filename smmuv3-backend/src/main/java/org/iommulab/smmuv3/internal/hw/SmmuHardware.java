@@ -128,6 +128,11 @@ public final class SmmuHardware {
     private int priqCons;
 
     private volatile Runnable eventInterrupt = () -> { };
+    private volatile Runnable priInterrupt = () -> { };
+    /** Page request groups devices wait on, by (sid, ssid, group): -1 pending, else the response. */
+    private final java.util.Map<Long, Integer> priGroups = new java.util.HashMap<>();
+    private long pageRequests;
+    private long pageRequestOverflows;
     private volatile Runnable globalErrorInterrupt = () -> { };
 
     private final LongAdder translations = new LongAdder();
@@ -238,6 +243,107 @@ public final class SmmuHardware {
         r.address = -1;
         r.meaning = text;
         return r;
+    }
+
+    // ---- PRI queue (§8) ------------------------------------------------------------------------
+
+    private static long groupKey(int sid, int ssid, int group) {
+        return ((sid & 0xffff_ffffL) << 30) | ((long) (ssid + 1) << 9) | (group & 0x1ff);
+    }
+
+    /**
+     * A device's page request (PCIe PRI, §8): written as a 16-byte PRI queue entry at PRIQ_PROD
+     * when SMMUEN and PRIQEN are set and the stream's STE is valid and not aborting. Entry layout
+     * (Linux {@code arm_smmu_handle_ppr}): StreamID 31:0, SSID 51:32, Priv 58, Exec 59, Read 60,
+     * Write 61, Last 62, SSV 63; PRG index 72:64, page address 127:76. A full queue toggles
+     * PRIQ_PROD.OVFLG and the unit answers the request itself with success, so the device retries.
+     *
+     * @return {@code true} if the request was accepted
+     */
+    public boolean pageRequest(int sid, int ssid, long address, int access, int group) {
+        boolean interrupt = false;
+        lock.lock();
+        try {
+            if (!smmuEnabled || (cr0 & CR0_PRIQEN) == 0 || !config.pri
+                    || !translator.acceptsPageRequests(strtabBase, strtabCfg, sid)) {
+                return false;
+            }
+            pageRequests++;
+            long key = groupKey(sid, ssid, group);
+            int log2 = queueLog2(priqBase, config.eventqLog2);
+            int mask = (1 << (log2 + 1)) - 1;
+            int prod = priqProd & mask;
+            int cons = priqCons & mask;
+            if ((prod ^ cons) == 1 << log2) {
+                if ((priqProd & OVFLG) == (priqCons & OVFLG)) {
+                    priqProd ^= OVFLG;
+                }
+                pageRequestOverflows++;
+                priGroups.put(key, 2);
+                return true;
+            }
+            boolean ssv = ssid != Pasids.NO_PASID;
+            long q0 = (sid & 0xffff_ffffL) | (ssv ? (long) (ssid & 0xfffff) << 32 | 1L << 63 : 0)
+                    | ((access & Access.PRIV) != 0 ? 1L << 58 : 0) | ((access & Access.EXEC) != 0 ? 1L << 59 : 0)
+                    | ((access & Access.READ) != 0 ? 1L << 60 : 0) | ((access & Access.WRITE) != 0 ? 1L << 61 : 0)
+                    | 1L << 62;
+            long q1 = (group & 0x1ff) | (address & ~0xfffL);
+            long entry = (priqBase & Q_ADDR) + 16L * (prod & ((1 << log2) - 1));
+            try {
+                memory.write64(entry, q0);
+                memory.write64(entry + 8, q1);
+            } catch (MemoryAccessException e) {
+                raiseGlobalError(1 << 3); // GERROR.PRIQ_ABT_ERR
+                priGroups.put(key, 1);
+                return true;
+            }
+            priqProd = (priqProd & OVFLG) | ((prod + 1) & mask);
+            priGroups.put(key, -1);
+            interrupt = (irqCtrl & IRQ_PRIQ) != 0;
+        } finally {
+            lock.unlock();
+        }
+        if (interrupt) {
+            priInterrupt.run();
+        }
+        return true;
+    }
+
+    /** CMD_PRI_RESP: the device learns the answer (Resp 0 deny, 1 failure, 2 success). */
+    private void priRespond(int sid, int ssid, int group, int resp) {
+        long key = groupKey(sid, ssid, group);
+        if (priGroups.containsKey(key)) {
+            priGroups.put(key, resp);
+        }
+    }
+
+    /**
+     * @return the device-visible response to a page request group, consumed; {@code null} while
+     *     pending or unknown
+     */
+    public org.iommulab.api.fault.PageResponse pageRequestStatus(int sid, int ssid, int group) {
+        lock.lock();
+        try {
+            long key = groupKey(sid, ssid, group);
+            Integer resp = priGroups.get(key);
+            if (resp == null || resp < 0) {
+                return null;
+            }
+            priGroups.remove(key);
+            return resp == 2 ? org.iommulab.api.fault.PageResponse.SUCCESS
+                    : resp == 0 ? org.iommulab.api.fault.PageResponse.INVALID : org.iommulab.api.fault.PageResponse.FAILURE;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Connects the PRI queue interrupt (IRQ_CTRL.PRI_IRQEN).
+     *
+     * @param hook called on the requesting thread after a page request was queued; must not block
+     */
+    public void setPriInterrupt(Runnable hook) {
+        priInterrupt = hook == null ? () -> { } : hook;
     }
 
     /** Writes an event record (§7.2, §7.3) at EVENTQ_PROD. */
@@ -621,7 +727,10 @@ public final class SmmuHardware {
                 translator.tlb.invalidateRange(vmid, SmmuTranslator.S2_ONLY, d1 & 0x000f_ffff_ffff_f000L, rangeSize(d0, d1), leaf);
                 return CERROR_NONE;
             case 0x40: // CMD_ATC_INV: no ATS
-            case 0x41: // CMD_PRI_RESP: no PRI
+            case 0x41: // CMD_PRI_RESP: SSV 11, SSID 31:12, SID 63:32; GRPID 8:0, Resp 13:12
+                priRespond((int) (d0 >>> 32), (d0 & (1L << 11)) != 0 ? (int) (d0 >>> 12) & 0xfffff : Pasids.NO_PASID,
+                        (int) d1 & 0x1ff, (int) (d1 >>> 12) & 3);
+                return CERROR_NONE;
             case 0x44: // CMD_RESUME: no stalls
             case 0x45: // CMD_STALL_TERM
                 return CERROR_NONE;
@@ -676,6 +785,13 @@ public final class SmmuHardware {
     public Map<String, Long> statistics() {
         Map<String, Long> m = new LinkedHashMap<>();
         m.put("translations", translations.sum());
+        lock.lock();
+        try {
+            m.put("page-requests", pageRequests);
+            m.put("page-request-overflows", pageRequestOverflows);
+        } finally {
+            lock.unlock();
+        }
         m.put("faults", faults.sum());
         m.put("tlb-hits", translator.tlb.stats().hits);
         m.put("tlb-misses", translator.tlb.stats().misses);

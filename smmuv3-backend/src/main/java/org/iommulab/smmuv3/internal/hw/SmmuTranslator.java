@@ -276,6 +276,20 @@ final class SmmuTranslator {
 
     // ---- stream table -------------------------------------------------------------------------
 
+    /**
+     * Whether a stream may send page requests: its STE is present, valid and not aborting. (ATS
+     * itself is not modelled, so EATS is not required.)
+     */
+    boolean acceptsPageRequests(long base, int cfg, int sid) {
+        Scratch s = scratch();
+        Translation ignored = new Translation();
+        if (!streamTableEntry(base, cfg, sid, s, ignored)) {
+            return false;
+        }
+        long w0 = s.ste[0];
+        return (w0 & 1) != 0 && ((w0 >>> 1) & 4) != 0;
+    }
+
     private boolean streamTableEntry(long base, int cfg, int sid, Scratch s, Translation out) {
         long sidU = sid & 0xffff_ffffL;
         int log2 = Math.min(cfg & 0x3f, config.sidSize);

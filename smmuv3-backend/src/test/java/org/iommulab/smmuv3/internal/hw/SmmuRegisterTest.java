@@ -26,7 +26,7 @@ class SmmuRegisterTest {
         assertEquals(1, field(idr0, 4, 4), "COHACC");
         assertEquals(2, field(idr0, 7, 6), "HTTU");
         assertEquals(1, field(idr0, 12, 12), "ASID16");
-        assertEquals(0, field(idr0, 16, 16), "PRI");
+        assertEquals(1, field(idr0, 16, 16), "PRI");
         assertEquals(1, field(idr0, 18, 18), "VMID16");
         assertEquals(1, field(idr0, 19, 19), "CD2L");
         assertEquals(2, field(idr0, 22, 21), "TTENDIAN little");
