@@ -172,6 +172,28 @@ public class HotSwapIT {
         assertEquals(registryId, configurationId("org.iommulab.platform.internal.registry.IommuRegistryImpl"));
     }
 
+    /** The SMMUv3 backend bundle stops under a consumer holding an instance, then comes back. */
+    @Test
+    public void smmuv3BackendBundleStopsAndStartsUnderItsConsumers() throws Exception {
+        IommuRegistry registry = context.getService(context.getServiceReference(IommuRegistry.class));
+        Shell shell = new Shell(processor);
+        assertEquals("smmu0", shell.run("iommu:create smmuv3 smmu0").trim());
+        IommuInstance held = registry.instance("smmu0").orElseThrow();
+        assertEquals("IDR0.S2P", 1L, held.mmioRead(0x0, 4) & 1);
+        Bundle smmu = bundle("org.iommulab.smmuv3-backend");
+        smmu.stop();
+        assertFalse(registry.instance("smmu0").isPresent());
+        try {
+            held.mmioRead(0x0, 4);
+            fail("a closed instance answered");
+        } catch (org.iommulab.api.errno.IommuException e) {
+            assertEquals(org.iommulab.api.errno.Errno.ENODEV, e.errno());
+        }
+        smmu.start();
+        assertTrue(Container.await(() -> registry.backends().stream().anyMatch(b -> b.vendor.equals("smmuv3")), WAIT_MS));
+        assertEquals("smmu1", shell.run("iommu:create smmuv3 smmu1").trim());
+    }
+
     private Bundle bundle(String bsn) {
         for (Bundle b : context.getBundles()) {
             if (bsn.equals(b.getSymbolicName())) {

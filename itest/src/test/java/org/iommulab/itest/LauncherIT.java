@@ -143,4 +143,17 @@ class LauncherIT {
         assertTrue(r.out().contains("fault 0x71 FS_PAGING_ENTRY_P"), r.out());
         assertEquals("0xc000057180000010", lines.get(lines.size() - 1), "FRCD 0: F, read, PASID 5, reason 0x71, SID 0x10");
     }
+
+    /** The README's SMMUv3 example: QEMU's qos-smmuv3 nested worked example, programmed by hand. */
+    @Test
+    void smmuv3RegisterLevelNestedExample(@TempDir Path dir) throws Exception {
+        Path script = Path.of(System.getProperty("iommulab.examples", "../docs/examples"), "smmuv3-nested.gosh");
+        Run r = run(dir, "", script.toString());
+        assertEquals(0, r.status(), r.err());
+        List<String> lines = r.out().lines().toList();
+        assertEquals("0x00000005", lines.get(1), "CR0ACK: SMMUEN and EVTQEN");
+        assertEquals("0x40008567", lines.get(2), "IOVA 0x8080604567 -> IPA 0x8567 -> PA 0x40008567");
+        assertTrue(r.out().contains("fault 0x10 F_TRANSLATION"), r.out());
+        assertEquals("0x0000000100000010", lines.get(lines.size() - 1), "event record: F_TRANSLATION, SID 1");
+    }
 }

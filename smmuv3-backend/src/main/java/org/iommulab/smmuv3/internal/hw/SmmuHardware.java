@@ -176,6 +176,24 @@ public final class SmmuHardware {
         globalErrorInterrupt = hook == null ? () -> { } : hook;
     }
 
+    /**
+     * @param code an event type (§7.3)
+     * @return the specification's name of the event, or {@code EVENT_0x..} for an unknown one
+     */
+    public static String eventName(int code) {
+        SmmuEvent e = SmmuEvent.ofCode(code);
+        return e == null ? String.format("EVENT_0x%02x", code) : e.spec;
+    }
+
+    /**
+     * @param code an event type (§7.3)
+     * @return the neutral fault class of the event ({@link FaultKind#CONFIGURATION} for an unknown one)
+     */
+    public static FaultKind eventKind(int code) {
+        SmmuEvent e = SmmuEvent.ofCode(code);
+        return e == null ? FaultKind.CONFIGURATION : e.kind;
+    }
+
     // ---- transactions -------------------------------------------------------------------------
 
     /**

@@ -1,0 +1,942 @@
+package org.iommulab.smmuv3.internal.driver;
+
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.EnumSet;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+import org.iommulab.api.errno.Errno;
+import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.fault.FaultListener;
+import org.iommulab.api.fault.IommuFault;
+import org.iommulab.api.fault.PageResponse;
+import org.iommulab.api.invalidation.CacheInvalidation;
+import org.iommulab.api.invalidation.CacheType;
+import org.iommulab.api.memory.FrameAllocator;
+import org.iommulab.api.memory.PhysicalMemory;
+import org.iommulab.api.nesting.GuestPasidBind;
+import org.iommulab.api.nesting.NestingFeature;
+import org.iommulab.api.nesting.NestingInfo;
+import org.iommulab.api.nesting.PasidTableConfig;
+import org.iommulab.api.pasid.PasidSet;
+import org.iommulab.api.pasid.Pasids;
+import org.iommulab.api.spi.DomainType;
+import org.iommulab.api.spi.IommuDomain;
+import org.iommulab.api.spi.IommuDriver;
+import org.iommulab.api.translation.Access;
+import org.iommulab.api.translation.Stage;
+import org.iommulab.pgtable.FlushOps;
+import org.iommulab.pgtable.IoPageTable;
+import org.iommulab.pgtable.format.ArmGranule;
+import org.iommulab.pgtable.format.ArmStage2;
+import org.iommulab.smmuv3.internal.hw.SmmuHardware;
+
+/**
+ * The SMMUv3 host driver: programs the hardware model as Linux's arm-smmu-v3 driver does, through
+ * its registers, the stream table, the command queue and the event queue.
+ *
+ * <p>Bring-up is lazy (on the first domain allocation), so a register-level session that never uses
+ * the driver finds the unit as reset left it. Every frame is allocated before any register is
+ * written and released if one is missing. Stream table: two-level with SPLIT 8 when IDR0.ST_LEVEL
+ * allows it (the L1 table is one frame, so LOG2SIZE is capped at 8 + 9 = 17 StreamID bits; each
+ * L2 table of 256 STEs is allocated when a stream in its range is first attached and kept until
+ * {@link #close()}), otherwise linear with LOG2SIZE capped at 8 (256 STEs, 4 frames). Unused STEs
+ * of an allocated L2 table abort, as Linux's do with {@code disable_bypass}. Command and event
+ * queues have LOG2SIZE 8 (capped by IDR1.CMDQS / EVENTQS).
+ *
+ * <p>Every command batch ends with CMD_SYNC; the unit consumes the queue synchronously when PROD is
+ * written, and the driver then checks that CONS reached PROD and GERROR.CMDQ_ERR is clear. A
+ * command the unit refuses is reported as {@code EIO} after the error is acknowledged and the
+ * command replaced by a CMD_SYNC, as Linux's {@code arm_smmu_cmdq_skip_err} does.
+ *
+ * <p>Thread safe: configuration changes are serialized by the driver's monitor, command submission
+ * by the queue lock (page-table flushes submit commands without the monitor).
+ */
+public final class SmmuDriver implements IommuDriver {
+    // Registers (Arm IHI 0070 §6.3).
+    private static final int IDR0 = 0x00;
+    private static final int IDR1 = 0x04;
+    private static final int IDR3 = 0x0c;
+    private static final int IDR5 = 0x14;
+    private static final int CR0 = 0x20;
+    private static final int CR0ACK = 0x24;
+    private static final int GBPA = 0x44;
+    private static final int IRQ_CTRL = 0x50;
+    private static final int GERROR = 0x60;
+    private static final int GERRORN = 0x64;
+    private static final int STRTAB_BASE = 0x80;
+    private static final int STRTAB_BASE_CFG = 0x88;
+    private static final int CMDQ_BASE = 0x90;
+    private static final int CMDQ_PROD = 0x98;
+    private static final int CMDQ_CONS = 0x9c;
+    private static final int EVENTQ_BASE = 0xa0;
+    private static final int EVENTQ_PROD = 0x100a8;
+    private static final int EVENTQ_CONS = 0x100ac;
+    private static final int SMMUEN = 1;
+    private static final int EVTQEN = 1 << 2;
+    private static final int CMDQEN = 1 << 3;
+    private static final int IRQ_GERROR = 1;
+    private static final int IRQ_EVENTQ = 1 << 2;
+    private static final int GERROR_CMDQ_ERR = 1;
+    private static final int OVFLG = 1 << 31;
+
+    // Commands (§4).
+    private static final int CMD_CFGI_STE = 0x03;
+    private static final int CMD_CFGI_STE_RANGE = 0x04;
+    private static final int CMD_CFGI_CD = 0x05;
+    private static final int CMD_CFGI_CD_ALL = 0x06;
+    private static final int CMD_TLBI_NH_ALL = 0x10;
+    private static final int CMD_TLBI_NH_ASID = 0x11;
+    private static final int CMD_TLBI_NH_VA = 0x12;
+    private static final int CMD_TLBI_NH_VAA = 0x13;
+    private static final int CMD_TLBI_S12_VMALL = 0x28;
+    private static final int CMD_TLBI_S2_IPA = 0x2a;
+    private static final int CMD_TLBI_NSNH_ALL = 0x30;
+    private static final int CMD_SYNC = 0x46;
+
+    // STE Config (§5.2).
+    private static final int STE_ABORT = 0;
+    private static final int STE_BYPASS = 4;
+    private static final int STE_S2 = 6;
+    private static final int STE_NESTED = 7;
+
+    private static final int SPLIT = 8;
+    private static final int LINEAR_LOG2 = 8;
+    private static final int L2_FRAMES = (64 << SPLIT) / 4096;
+    private static final int QUEUE_LOG2 = 8;
+    /** Beyond this many per-page commands a range flush invalidates the whole VMID or ASID. */
+    private static final int MAX_PAGE_COMMANDS = 64;
+
+    private final String name;
+    private final SmmuHardware hw;
+    private final PhysicalMemory memory;
+    private final FrameAllocator frames;
+    private final List<FaultListener> listeners = new CopyOnWriteArrayList<>();
+    private final int idr0;
+    private final int idr1;
+    private final int idr3;
+    private final int idr5;
+    private final boolean twoLevel;
+    /** STRTAB_BASE_CFG.LOG2SIZE: StreamIDs at or beyond 2^this are rejected with EINVAL. */
+    private final int strtabLog2;
+    private final int cmdqLog2;
+    private final int eventqLog2;
+
+    private final BitSet ids = new BitSet();
+    private final Map<Integer, SmmuDomain> domains = new HashMap<>();
+    /** Attached streams and their domain. */
+    private final Map<Integer, SmmuDomain> streams = new HashMap<>();
+    /** Streams with a guest PASID table attached, and its configuration. */
+    private final Map<Integer, PasidTableConfig> pasidTables = new HashMap<>();
+    /** L2 stream tables by L1 index. */
+    private final Map<Integer, Long> l2Tables = new HashMap<>();
+
+    private final Object cmdqLock = new Object();
+    private final AtomicBoolean evtDraining = new AtomicBoolean();
+    private final AtomicBoolean evtMoreWork = new AtomicBoolean();
+    private volatile boolean live;
+    private volatile boolean closed;
+    private long strtab;
+    private int strtabFrames;
+    private long cmdq;
+    private long eventq;
+    private int eventqFrames;
+    private int cmdProd;
+
+    /**
+     * @param name the instance name, for fault reports
+     * @param hw the hardware model
+     * @param memory the memory the structures live in
+     * @param frames where structure frames come from
+     */
+    public SmmuDriver(String name, SmmuHardware hw, PhysicalMemory memory, FrameAllocator frames) {
+        this.name = name;
+        this.hw = hw;
+        this.memory = memory;
+        this.frames = frames;
+        this.idr0 = readReg(IDR0);
+        this.idr1 = readReg(IDR1);
+        this.idr3 = readReg(IDR3);
+        this.idr5 = readReg(IDR5);
+        int sidSize = idr1 & 0x3f;
+        this.twoLevel = ((idr0 >>> 27) & 3) == 1 && sidSize > SPLIT;
+        this.strtabLog2 = twoLevel ? Math.min(sidSize, SPLIT + 9) : Math.min(sidSize, LINEAR_LOG2);
+        this.cmdqLog2 = Math.min(QUEUE_LOG2, (idr1 >>> 21) & 0x1f);
+        this.eventqLog2 = Math.min(QUEUE_LOG2, (idr1 >>> 16) & 0x1f);
+    }
+
+    private int readReg(int offset) {
+        try {
+            return (int) hw.read(offset, 4);
+        } catch (IommuException e) {
+            throw new IllegalStateException(e); // valid offsets: cannot happen
+        }
+    }
+
+    private boolean s1p() {
+        return (idr0 & 2) != 0;
+    }
+
+    private boolean s2p() {
+        return (idr0 & 1) != 0;
+    }
+
+    private int ssidSize() {
+        return (idr1 >>> 6) & 0x1f;
+    }
+
+    private int oasBits() {
+        int[] sizes = {32, 36, 40, 42, 44, 48, 52, 52};
+        return sizes[idr5 & 7];
+    }
+
+    // ---- bring-up ----------------------------------------------------------------------------
+
+    private static int framesFor(long bytes) {
+        return (int) Math.max(1, (bytes + 4095) / 4096);
+    }
+
+    /**
+     * Takes the unit over: stream table and queues are allocated first (and released if one is
+     * missing), then the registers programmed, the configuration and TLBs invalidated, and the
+     * event queue and translation enabled (Linux {@code arm_smmu_device_reset}).
+     */
+    private void init() throws IommuException {
+        if (closed) {
+            throw new IommuException(Errno.ENODEV, "IOMMU " + name + " is closed");
+        }
+        if (live) {
+            return;
+        }
+        int stFrames = twoLevel ? framesFor(8L << (strtabLog2 - SPLIT)) : framesFor(64L << strtabLog2);
+        int cqFrames = framesFor(16L << cmdqLog2);
+        int eqFrames = framesFor(32L << eventqLog2);
+        long st = 0;
+        long cq = 0;
+        long eq = 0;
+        try {
+            st = frames.allocateFrames(stFrames);
+            cq = frames.allocateFrames(cqFrames);
+            eq = frames.allocateFrames(eqFrames);
+        } catch (IommuException e) {
+            freeQuietly(eq, eqFrames);
+            freeQuietly(cq, cqFrames);
+            freeQuietly(st, stFrames);
+            throw e;
+        }
+        strtab = st;
+        strtabFrames = stFrames;
+        cmdq = cq;
+        eventq = eq;
+        eventqFrames = eqFrames;
+        try {
+            if (!twoLevel) {
+                for (int sid = 0; sid < 1 << strtabLog2; sid++) {
+                    writeSte(steAddress(sid), abortSte());
+                }
+            }
+            hw.write(CR0, 0, 4);
+            ack(0);
+            hw.write(STRTAB_BASE, strtab, 8);
+            hw.write(STRTAB_BASE_CFG, strtabLog2 | (twoLevel ? SPLIT << 6 | 1 << 16 : 0), 4);
+            hw.write(CMDQ_BASE, cmdq | cmdqLog2, 8);
+            hw.write(CMDQ_PROD, 0, 4);
+            hw.write(CMDQ_CONS, 0, 4);
+            cmdProd = 0;
+            hw.write(EVENTQ_BASE, eventq | eventqLog2, 8);
+            hw.write(EVENTQ_PROD, 0, 4);
+            hw.write(EVENTQ_CONS, 0, 4);
+            hw.write(CR0, CMDQEN, 4);
+            ack(CMDQEN);
+            live = true; // the command queue is usable from here on
+            submit(new long[] {CMD_CFGI_STE_RANGE, 31, CMD_TLBI_NSNH_ALL, 0});
+            hw.write(CR0, CMDQEN | EVTQEN, 4);
+            ack(CMDQEN | EVTQEN);
+            hw.setEventInterrupt(this::eventInterrupt);
+            hw.write(IRQ_CTRL, IRQ_EVENTQ | IRQ_GERROR, 4);
+            hw.write(CR0, CMDQEN | EVTQEN | SMMUEN, 4);
+            ack(CMDQEN | EVTQEN | SMMUEN);
+        } catch (IommuException e) {
+            disableQuietly();
+            live = false;
+            freeQuietly(eventq, eventqFrames);
+            freeQuietly(cmdq, cqFrames);
+            freeQuietly(strtab, strtabFrames);
+            strtab = cmdq = eventq = 0;
+            throw e;
+        }
+    }
+
+    private void ack(int cr0) throws IommuException {
+        if ((hw.read(CR0ACK, 4) & 0x1f) != cr0) {
+            throw new IommuException(Errno.EIO, String.format("CR0ACK did not follow CR0 = 0x%x", cr0));
+        }
+    }
+
+    private void disableQuietly() {
+        hw.setEventInterrupt(null);
+        try {
+            hw.write(IRQ_CTRL, 0, 4);
+            hw.write(GBPA, (1L << 31) | (1L << 20), 4); // UPDATE + ABORT: no DMA passes untranslated
+            hw.write(CR0, 0, 4);
+        } catch (IommuException e) {
+            // valid offsets: cannot happen
+        }
+    }
+
+    private void freeQuietly(long address, int count) {
+        if (address != 0) {
+            try {
+                frames.freeFrames(address, count);
+            } catch (IommuException e) {
+                // not allocated: nothing to release
+            }
+        }
+    }
+
+    /**
+     * Disables the unit first (GBPA aborts, CR0 cleared), so that no walk can reach a freed frame,
+     * then frees every domain, L2 stream table, the stream table and the queues. Later calls fail
+     * with ENODEV; idempotent.
+     */
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        boolean wasLive;
+        synchronized (cmdqLock) {
+            wasLive = live;
+            if (wasLive) {
+                disableQuietly();
+            }
+            live = false;
+        }
+        // Page tables are destroyed outside the queue lock: an unmap flushes under its table lock.
+        for (SmmuDomain d : domains.values()) {
+            d.freed = true;
+            if (d.table != null) {
+                d.table.destroy();
+            }
+        }
+        domains.clear();
+        ids.clear();
+        streams.clear();
+        pasidTables.clear();
+        for (long l2 : l2Tables.values()) {
+            freeQuietly(l2, L2_FRAMES);
+        }
+        l2Tables.clear();
+        if (wasLive) {
+            freeQuietly(eventq, eventqFrames);
+            freeQuietly(cmdq, framesFor(16L << cmdqLog2));
+            freeQuietly(strtab, strtabFrames);
+        }
+        strtab = cmdq = eventq = 0;
+    }
+
+    // ---- IommuDriver -------------------------------------------------------------------------
+
+    @Override
+    public NestingInfo nestingInfo() {
+        long pageSizes = 0;
+        if ((idr5 & (1 << 4)) != 0) {
+            pageSizes |= (1L << 12) | (1L << 21) | (1L << 30);
+        }
+        if ((idr5 & (1 << 5)) != 0) {
+            pageSizes |= (1L << 14) | (1L << 25);
+        }
+        if ((idr5 & (1 << 6)) != 0) {
+            pageSizes |= (1L << 16) | (1L << 29);
+        }
+        Set<NestingFeature> features = EnumSet.noneOf(NestingFeature.class);
+        if (s1p() && s2p()) {
+            features.add(NestingFeature.PASID_TABLE);
+            features.add(NestingFeature.CACHE_INVLD);
+        }
+        Map<String, Long> vendor = new LinkedHashMap<>();
+        for (int i = 0; i <= 5; i++) {
+            vendor.put("idr" + i, readReg(4 * i) & 0xffff_ffffL);
+        }
+        // Stage-1 input addresses: 48-bit VAs (no 52-bit VA support in the model).
+        return new NestingInfo(NestingInfo.FORMAT_ARM_SMMUV3, features, 48,
+                ssidSize(), pageSizes, vendor);
+    }
+
+    @Override
+    public synchronized IommuDomain allocateDomain(DomainType type) throws IommuException {
+        if (type == DomainType.UNMANAGED && !s2p()) {
+            throw new IommuException(Errno.EOPNOTSUPP, "the unit has no stage 2: UNMANAGED domains are stage-2 domains");
+        }
+        if (type == DomainType.UNMANAGED && (idr5 & (1 << 4)) == 0) {
+            throw new IommuException(Errno.EOPNOTSUPP, "the driver's stage-2 tables need the 4 KiB granule");
+        }
+        init();
+        int max = (idr0 & (1 << 18)) != 0 ? 0xffff : 0xff;
+        int id = ids.nextClearBit(1);
+        if (id > max) {
+            throw new IommuException(Errno.ENOSPC, "all " + max + " VMIDs are in use");
+        }
+        SmmuDomain domain;
+        if (type == DomainType.UNMANAGED) {
+            int oas = Math.min(oasBits(), 48);
+            int ipaBits = oas; // the IPA range cannot exceed the output range
+            int t0sz = 64 - ipaBits;
+            int sl0 = ipaBits > 42 ? 2 : 1; // start level 0 for 48-bit IPAs, else level 1 (concatenated)
+            ArmStage2 format = ArmStage2.of(ArmGranule.G4K, t0sz, sl0, oas, false, false, false);
+            SmmuDomain[] box = new SmmuDomain[1];
+            IoPageTable table = IoPageTable.create(format, memory, frames, new FlushOps() {
+                @Override
+                public void flushLeaves(long iova, long size, long granule) throws IommuException {
+                    flushStage2(box[0], iova, size, true);
+                }
+
+                @Override
+                public void flushWalk(long iova, long size) throws IommuException {
+                    flushStage2(box[0], iova, size, false);
+                }
+            });
+            domain = new SmmuDomain(id, type, table, t0sz, sl0, idr5 & 7);
+            box[0] = domain;
+        } else {
+            domain = new SmmuDomain(id, type, null, 0, 0, 0);
+        }
+        ids.set(id);
+        domains.put(id, domain);
+        return domain;
+    }
+
+    @Override
+    public synchronized void freeDomain(IommuDomain domain) throws IommuException {
+        SmmuDomain d = own(domain);
+        if (streams.containsValue(d)) {
+            throw new IommuException(Errno.EBUSY, "domain " + d.id + " has attached streams");
+        }
+        d.freed = true;
+        if (d.table != null) {
+            d.table.destroy();
+        }
+        domains.remove(d.id);
+        ids.clear(d.id);
+    }
+
+    @Override
+    public synchronized void attach(IommuDomain domain, int requesterId) throws IommuException {
+        SmmuDomain d = own(domain);
+        checkSid(requesterId);
+        if (streams.containsKey(requesterId)) {
+            throw new IommuException(Errno.EBUSY, "stream " + requesterId + " is attached to a domain already");
+        }
+        init();
+        long ste = steFor(requesterId);
+        streams.put(requesterId, d);
+        try {
+            installSte(ste, requesterId, plainSte(d), false, 0);
+        } catch (IommuException e) {
+            streams.remove(requesterId);
+            writeSte(ste, abortSte());
+            throw e;
+        }
+    }
+
+    @Override
+    public synchronized void detach(IommuDomain domain, int requesterId) throws IommuException {
+        SmmuDomain d = own(domain);
+        if (streams.get(requesterId) != d) {
+            throw new IommuException(Errno.ENOENT, "stream " + requesterId + " is not attached to domain " + d.id);
+        }
+        streams.remove(requesterId);
+        pasidTables.remove(requesterId);
+        d.nestedSids.remove(requesterId);
+        installSte(steFor(requesterId), requesterId, abortSte(), d.type == DomainType.UNMANAGED, d.vmid());
+    }
+
+    @Override
+    public void bindGuestPasid(IommuDomain parent, int requesterId, GuestPasidBind bind, PasidSet owner)
+            throws IommuException {
+        throw new IommuException(Errno.EOPNOTSUPP, "SMMUv3 hands the whole PASID table to the guest (attachPasidTable)");
+    }
+
+    @Override
+    public void unbindGuestPasid(IommuDomain parent, int requesterId, int hostPasid, PasidSet owner)
+            throws IommuException {
+        throw new IommuException(Errno.EOPNOTSUPP, "SMMUv3 hands the whole PASID table to the guest (detachPasidTable)");
+    }
+
+    @Override
+    public synchronized void attachPasidTable(IommuDomain parent, int requesterId, PasidTableConfig config)
+            throws IommuException {
+        SmmuDomain d = own(parent);
+        if (!s1p() || !s2p()) {
+            throw new IommuException(Errno.EOPNOTSUPP, "nesting needs both stages (IDR0.S1P and S2P)");
+        }
+        if (d.type != DomainType.UNMANAGED) {
+            throw new IommuException(Errno.EINVAL, "a guest PASID table nests on an UNMANAGED (stage-2) domain");
+        }
+        validate(d, config);
+        if (streams.get(requesterId) != d) {
+            throw new IommuException(Errno.ENOENT, "stream " + requesterId + " is not attached to domain " + d.id);
+        }
+        init();
+        long ste = steFor(requesterId);
+        PasidTableConfig previous = pasidTables.get(requesterId);
+        long[] words = nestedSte(d, config);
+        try {
+            installSte(ste, requesterId, words, true, d.vmid());
+        } catch (IommuException e) {
+            writeSte(ste, previous == null ? plainSte(d) : nestedSte(d, previous));
+            throw e;
+        }
+        pasidTables.put(requesterId, config);
+        d.nestedSids.add(requesterId);
+    }
+
+    private void validate(SmmuDomain d, PasidTableConfig c) throws IommuException {
+        if (!NestingInfo.FORMAT_ARM_SMMUV3.equals(c.format())) {
+            throw new IommuException(Errno.EINVAL, "PASID table format must be " + NestingInfo.FORMAT_ARM_SMMUV3);
+        }
+        if (c.config() < PasidTableConfig.TRANSLATE || c.config() > PasidTableConfig.ABORT) {
+            throw new IommuException(Errno.EINVAL, "config must be 1 (translate), 2 (bypass) or 3 (abort), not " + c.config());
+        }
+        if (c.config() != PasidTableConfig.TRANSLATE) {
+            return; // Linux ignores the table fields unless stage 1 translates
+        }
+        boolean cd2l = (idr0 & (1 << 19)) != 0;
+        if (c.s1fmt() < 0 || c.s1fmt() > 2 || (c.s1fmt() != 0 && !cd2l)) {
+            throw new IommuException(Errno.EINVAL, "S1Fmt must be 0" + (cd2l ? ", 1 or 2" : " (no IDR0.CD2L)") + ", not " + c.s1fmt());
+        }
+        if (c.s1dss() < 0 || c.s1dss() > 2) {
+            throw new IommuException(Errno.EINVAL, "S1DSS must be 0, 1 or 2, not " + c.s1dss());
+        }
+        if (c.pasidBits() < 0 || c.pasidBits() > ssidSize()) {
+            throw new IommuException(Errno.EINVAL, "S1CDMax must be 0 to " + ssidSize() + " (IDR1.SSIDSIZE), not " + c.pasidBits());
+        }
+        if ((c.basePtr() & 63) != 0 || c.basePtr() < 0 || (c.basePtr() >>> d.ipaBits()) != 0) {
+            throw new IommuException(Errno.EINVAL, String.format(
+                    "context descriptor table 0x%x must be 64-byte aligned inside the %d-bit IPA space", c.basePtr(), d.ipaBits()));
+        }
+    }
+
+    @Override
+    public synchronized void detachPasidTable(IommuDomain parent, int requesterId) throws IommuException {
+        SmmuDomain d = own(parent);
+        if (streams.get(requesterId) != d || !pasidTables.containsKey(requesterId)) {
+            throw new IommuException(Errno.ENOENT, "stream " + requesterId + " has no guest PASID table on domain " + d.id);
+        }
+        init();
+        installSte(steFor(requesterId), requesterId, plainSte(d), true, d.vmid());
+        pasidTables.remove(requesterId);
+        d.nestedSids.remove(requesterId);
+    }
+
+    /**
+     * Guest invalidations, as Linux's nested {@code arm_smmu_cache_invalidate}: the host forces its
+     * own VMID (and the physical StreamID for configuration caches), so a guest can only ever
+     * invalidate its own entries. SubstreamIDs and ASIDs live in the guest-owned context
+     * descriptor table, so unlike VT-d no PASID-set ownership check applies: {@code owner} is
+     * not consulted.
+     */
+    @Override
+    public synchronized void cacheInvalidate(IommuDomain domain, int requesterId, CacheInvalidation inv, PasidSet owner)
+            throws IommuException {
+        SmmuDomain d = own(domain);
+        if (d.type != DomainType.UNMANAGED) {
+            throw new IommuException(Errno.EINVAL, "guest invalidations apply to an UNMANAGED (stage-2) domain");
+        }
+        int asidMax = (idr0 & (1 << 12)) != 0 ? 0xffff : 0xff;
+        if (inv.archId() > asidMax) {
+            throw new IommuException(Errno.EINVAL, "ASID " + inv.archId() + " is beyond " + asidMax);
+        }
+        init();
+        int vmid = d.vmid();
+        List<Long> cmds = new ArrayList<>();
+        if (inv.caches().contains(CacheType.PASID)) {
+            if (streams.get(requesterId) != d) {
+                throw new IommuException(Errno.ENOENT, "stream " + requesterId + " is not attached to domain " + d.id);
+            }
+            long sid = (requesterId & 0xffff_ffffL) << 32;
+            switch (inv.granularity()) {
+                case PASID:
+                    if ((inv.pasid() >>> ssidSize()) != 0) {
+                        throw new IommuException(Errno.EINVAL, "SSID " + inv.pasid() + " is beyond IDR1.SSIDSIZE");
+                    }
+                    add(cmds, CMD_CFGI_CD | ((long) inv.pasid() << 12) | sid, 1);
+                    break;
+                default:
+                    add(cmds, CMD_CFGI_CD_ALL | sid, 0);
+                    break;
+            }
+        }
+        if (inv.caches().contains(CacheType.IOTLB)) {
+            long asid = inv.archId();
+            switch (inv.granularity()) {
+                case DOMAIN:
+                    add(cmds, CMD_TLBI_NH_ALL | ((long) vmid << 32), 0);
+                    break;
+                case PASID:
+                    if (asid < 0) {
+                        add(cmds, CMD_TLBI_NH_ALL | ((long) vmid << 32), 0);
+                    } else {
+                        add(cmds, CMD_TLBI_NH_ASID | ((long) vmid << 32) | (asid << 48), 0);
+                    }
+                    break;
+                default:
+                    long base = asid < 0 ? CMD_TLBI_NH_VAA | ((long) vmid << 32)
+                            : CMD_TLBI_NH_VA | ((long) vmid << 32) | (asid << 48);
+                    long all = asid < 0 ? CMD_TLBI_NH_ALL | ((long) vmid << 32)
+                            : CMD_TLBI_NH_ASID | ((long) vmid << 32) | (asid << 48);
+                    rangeCommands(cmds, base, all, inv.address(), inv.size(), inv.leaf());
+                    break;
+            }
+        }
+        // DEV_IOTLB: no ATS is modelled; CMD_ATC_INV would be a no-op.
+        submit(toArray(cmds));
+    }
+
+    @Override
+    public void pageResponse(int requesterId, int pasid, int groupIndex, PageResponse response) throws IommuException {
+        throw new IommuException(Errno.ENOENT, "no page request pending: the driver does not enable PRI");
+    }
+
+    @Override
+    public void addFaultListener(FaultListener listener) {
+        listeners.add(listener);
+    }
+
+    @Override
+    public void removeFaultListener(FaultListener listener) {
+        listeners.remove(listener);
+    }
+
+    // ---- stream table entries ----------------------------------------------------------------
+
+    private SmmuDomain own(IommuDomain domain) throws IommuException {
+        if (closed) {
+            throw new IommuException(Errno.ENODEV, "IOMMU " + name + " is closed");
+        }
+        if (!(domain instanceof SmmuDomain) || domains.get(domain.id()) != domain) {
+            throw new IommuException(Errno.ENOENT, "not a live domain of " + name);
+        }
+        return (SmmuDomain) domain;
+    }
+
+    private void checkSid(int sid) throws IommuException {
+        if (sid < 0 || (sid >>> strtabLog2) != 0) {
+            throw new IommuException(Errno.EINVAL, "stream " + sid + " is beyond the stream table (" + strtabLog2 + " bits)");
+        }
+    }
+
+    private long steAddress(int sid) {
+        return strtab + 64L * sid;
+    }
+
+    /** @return the STE's address; a two-level table's L2 table is allocated (all STEs abort) on first use */
+    private long steFor(int sid) throws IommuException {
+        if (!twoLevel) {
+            return steAddress(sid);
+        }
+        int index = sid >>> SPLIT;
+        Long l2 = l2Tables.get(index);
+        if (l2 == null) {
+            l2 = frames.allocateFrames(L2_FRAMES);
+            for (int i = 0; i < 1 << SPLIT; i++) {
+                writeSte(l2 + 64L * i, abortSte());
+            }
+            l2Tables.put(index, l2);
+            // The L1 descriptor was invalid, so nothing can have cached it: no invalidation needed.
+            memory.write64(strtab + 8L * index, l2 | (SPLIT + 1));
+        }
+        return l2 + 64L * (sid & ((1 << SPLIT) - 1));
+    }
+
+    private static long[] abortSte() {
+        long[] s = new long[8];
+        s[0] = 1 | STE_ABORT << 1;
+        return s;
+    }
+
+    /** The STE of a stream attached to {@code d} without a guest PASID table. */
+    private long[] plainSte(SmmuDomain d) {
+        long[] s = new long[8];
+        switch (d.type) {
+            case UNMANAGED:
+                s[0] = 1 | STE_S2 << 1;
+                stage2(s, d);
+                break;
+            case IDENTITY:
+                s[0] = 1 | STE_BYPASS << 1;
+                s[1] = 1L << 44; // SHCFG: use incoming shareability
+                break;
+            default:
+                s[0] = 1 | STE_ABORT << 1;
+                break;
+        }
+        return s;
+    }
+
+    /** A nested STE: the guest's CD table (an IPA) for stage 1, {@code d} for stage 2. */
+    private long[] nestedSte(SmmuDomain d, PasidTableConfig c) {
+        long[] s = new long[8];
+        switch (c.config()) {
+            case PasidTableConfig.TRANSLATE:
+                s[0] = 1 | STE_NESTED << 1 | (long) c.s1fmt() << 4 | (c.basePtr() & 0x000f_ffff_ffff_ffc0L)
+                        | (long) c.pasidBits() << 59;
+                // S1DSS, S1CIR/S1COR write-back read-allocate, S1CSH inner shareable.
+                s[1] = c.s1dss() | 1L << 2 | 1L << 4 | 3L << 6;
+                stage2(s, d);
+                break;
+            case PasidTableConfig.BYPASS:
+                s[0] = 1 | STE_S2 << 1;
+                stage2(s, d);
+                break;
+            default:
+                s[0] = 1 | STE_ABORT << 1;
+                break;
+        }
+        return s;
+    }
+
+    /** STE words 4-7: S2VMID, the stage-2 translation controls and S2TTB. */
+    private static void stage2(long[] s, SmmuDomain d) {
+        long w5 = d.s2t0sz | d.s2sl0 << 6 | 1 << 8 /* S2IR0 WBRA */ | 1 << 10 /* S2OR0 */ | 3 << 12 /* S2SH0 ISH */
+                | 0 << 14 /* S2TG 4K */ | d.s2ps << 16 | 1 << 19 /* S2AA64 */ | 1 << 22 /* S2PTW */ | 1 << 26 /* S2R */;
+        s[2] = (d.vmid() & 0xffffL) | (w5 << 32);
+        s[3] = d.table.root() & 0x000f_ffff_ffff_fff0L;
+    }
+
+    /** Writes an STE: the doublewords other than the first, then the first (with V), as Linux orders it. */
+    private void writeSte(long address, long[] words) {
+        for (int i = 7; i >= 1; i--) {
+            memory.write64(address + 8L * i, words[i]);
+        }
+        memory.write64(address, words[0]);
+    }
+
+    /** Writes an STE and makes the unit forget the old one (CFGI_STE, optionally TLBI_S12_VMALL) and syncs. */
+    private void installSte(long address, int sid, long[] words, boolean flushVmid, int vmid) throws IommuException {
+        writeSte(address, words);
+        List<Long> cmds = new ArrayList<>();
+        add(cmds, CMD_CFGI_STE | ((sid & 0xffff_ffffL) << 32), 1);
+        if (flushVmid) {
+            add(cmds, CMD_TLBI_S12_VMALL | ((long) vmid << 32), 0);
+        }
+        submit(toArray(cmds));
+    }
+
+    // ---- TLB invalidation --------------------------------------------------------------------
+
+    /**
+     * Flushes a stage-2 range after an unmap: TLBI_S2_IPA, and when guests nest on the domain,
+     * TLBI_S12_VMALL too, since their combined entries are keyed by IOVA, which an IPA cannot name.
+     */
+    private void flushStage2(SmmuDomain d, long iova, long size, boolean leaf) throws IommuException {
+        List<Long> cmds = new ArrayList<>();
+        long vmall = CMD_TLBI_S12_VMALL | ((long) d.vmid() << 32);
+        boolean all = rangeCommands(cmds, CMD_TLBI_S2_IPA | ((long) d.vmid() << 32), vmall, iova, size, leaf);
+        if (!d.nestedSids.isEmpty() && !all) {
+            add(cmds, vmall, 0);
+        }
+        submit(toArray(cmds));
+    }
+
+    /**
+     * Range invalidation as Linux's {@code __arm_smmu_tlb_inv_range}: with IDR3.RIL, commands of
+     * (NUM + 1) &lt;&lt; SCALE 4 KiB pages; without, one command per page, or {@code all} when that
+     * would take more than {@link #MAX_PAGE_COMMANDS}.
+     *
+     * @return {@code true} if {@code all} was used instead
+     */
+    private boolean rangeCommands(List<Long> cmds, long base, long all, long iova, long size, boolean leaf) {
+        long start = iova & ~0xfffL;
+        long pages = (iova + size - start + 0xfff) >>> 12;
+        if (pages <= 0) {
+            pages = 1;
+        }
+        boolean ril = (idr3 & (1 << 10)) != 0;
+        if (!ril) {
+            if (pages > MAX_PAGE_COMMANDS) {
+                add(cmds, all, 0);
+                return true;
+            }
+            for (long p = 0; p < pages; p++) {
+                add(cmds, base, (start + (p << 12)) | (leaf ? 1 : 0));
+            }
+            return false;
+        }
+        long address = start;
+        while (pages > 0) {
+            int scale = Long.numberOfTrailingZeros(pages);
+            long num = (pages >>> scale) & 31;
+            if (scale > 31) {
+                add(cmds, all, 0);
+                return true;
+            }
+            add(cmds, base | ((num - 1) << 12) | ((long) scale << 20), address | 1L << 10 /* TG 4K */ | (leaf ? 1 : 0));
+            long done = num << scale;
+            pages -= done;
+            address += done << 12;
+        }
+        return false;
+    }
+
+    private static void add(List<Long> cmds, long d0, long d1) {
+        cmds.add(d0);
+        cmds.add(d1);
+    }
+
+    private static long[] toArray(List<Long> cmds) {
+        long[] a = new long[cmds.size()];
+        for (int i = 0; i < a.length; i++) {
+            a[i] = cmds.get(i);
+        }
+        return a;
+    }
+
+    // ---- command queue -----------------------------------------------------------------------
+
+    /**
+     * Submits commands (pairs of doublewords) followed by CMD_SYNC, in batches that fit the queue,
+     * and checks that the unit consumed them.
+     *
+     * @throws IommuException {@code ENODEV} when closed, {@code EIO} when the unit refused a
+     *     command (the rest of the batch still ran), {@code ETIMEDOUT} if the queue did not drain
+     */
+    private void submit(long[] cmds) throws IommuException {
+        synchronized (cmdqLock) {
+            if (!live || closed) {
+                throw new IommuException(Errno.ENODEV, "IOMMU " + name + " is closed");
+            }
+            int perBatch = (1 << cmdqLog2) - 1;
+            int i = 0;
+            IommuException error = null;
+            do {
+                int n = Math.min(perBatch, (cmds.length - i) / 2);
+                for (int k = 0; k < n; k++, i += 2) {
+                    write(cmds[i], cmds[i + 1]);
+                }
+                write(CMD_SYNC, 0);
+                IommuException e = publish();
+                if (error == null) {
+                    error = e;
+                }
+            } while (i < cmds.length);
+            if (error != null) {
+                throw error;
+            }
+        }
+    }
+
+    private void write(long d0, long d1) {
+        long slot = cmdq + 16L * (cmdProd & ((1 << cmdqLog2) - 1));
+        memory.write64(slot, d0);
+        memory.write64(slot + 8, d1);
+        cmdProd = (cmdProd + 1) & ((2 << cmdqLog2) - 1);
+    }
+
+    /** Writes PROD, then checks CONS and GERROR; a refused command is acknowledged and skipped. */
+    private IommuException publish() throws IommuException {
+        int mask = (2 << cmdqLog2) - 1;
+        IommuException error = null;
+        hw.write(CMDQ_PROD, cmdProd, 4);
+        for (int guard = 0; guard < 1 << cmdqLog2; guard++) {
+            int gerror = (int) hw.read(GERROR, 4);
+            int gerrorn = (int) hw.read(GERRORN, 4);
+            int cons = (int) hw.read(CMDQ_CONS, 4);
+            if (((gerror ^ gerrorn) & GERROR_CMDQ_ERR) == 0) {
+                if ((cons & mask) != cmdProd) {
+                    return new IommuException(Errno.ETIMEDOUT, "the command queue did not drain (CONS 0x"
+                            + Integer.toHexString(cons) + ", PROD 0x" + Integer.toHexString(cmdProd) + ")");
+                }
+                return error;
+            }
+            int cerror = (cons >>> 24) & 0x7f;
+            long slot = cmdq + 16L * (cons & ((1 << cmdqLog2) - 1));
+            long bad = memory.read64(slot);
+            if (error == null) {
+                error = new IommuException(Errno.EIO, String.format("the unit refused command 0x%02x (CERROR %d)", bad & 0xff, cerror));
+            }
+            // Replace the faulty command by a CMD_SYNC, acknowledge the error and resume.
+            memory.write64(slot, CMD_SYNC);
+            memory.write64(slot + 8, 0);
+            hw.write(GERRORN, (gerrorn & ~GERROR_CMDQ_ERR) | (gerror & GERROR_CMDQ_ERR), 4);
+            hw.write(CMDQ_PROD, cmdProd, 4);
+        }
+        return new IommuException(Errno.ETIMEDOUT, "the command queue kept failing");
+    }
+
+    // ---- events ------------------------------------------------------------------------------
+
+    /**
+     * The event queue interrupt handler (Linux {@code arm_smmu_evtq_thread}). A device thread never
+     * waits for another's handler: if one is draining, it flags more work and returns.
+     */
+    private void eventInterrupt() {
+        evtMoreWork.set(true);
+        while (evtMoreWork.get() && evtDraining.compareAndSet(false, true)) {
+            try {
+                evtMoreWork.set(false);
+                drainEvents();
+            } finally {
+                evtDraining.set(false);
+            }
+        }
+    }
+
+    private void drainEvents() {
+        List<IommuFault> faults = new ArrayList<>();
+        synchronized (cmdqLock) {
+            if (!live) {
+                return;
+            }
+            try {
+                int mask = (2 << eventqLog2) - 1;
+                int prod = (int) hw.read(EVENTQ_PROD, 4);
+                int cons = (int) hw.read(EVENTQ_CONS, 4);
+                while ((cons & mask) != (prod & mask)) {
+                    long record = eventq + 32L * (cons & ((1 << eventqLog2) - 1));
+                    faults.add(decode(memory.read64(record), memory.read64(record + 8), memory.read64(record + 16)));
+                    cons = (cons & OVFLG) | (((cons & mask) + 1) & mask);
+                }
+                // Acknowledge an overflow by copying OVFLG into OVACKFLG.
+                cons = (cons & ~OVFLG) | (prod & OVFLG);
+                hw.write(EVENTQ_CONS, cons & 0xffff_ffffL, 4);
+            } catch (IommuException e) {
+                // valid offsets: cannot happen
+            }
+        }
+        for (IommuFault f : faults) {
+            for (FaultListener l : listeners) {
+                try {
+                    l.fault(f);
+                } catch (RuntimeException e) {
+                    // a listener's failure must not stop event handling
+                }
+            }
+        }
+    }
+
+    private IommuFault decode(long q0, long q1, long input) {
+        int type = (int) q0 & 0xff;
+        int ssid = (q0 & (1 << 11)) != 0 ? (int) (q0 >>> 12) & 0xfffff : Pasids.NO_PASID;
+        int sid = (int) (q0 >>> 32);
+        int w3 = (int) (q1 >>> 32);
+        int access = ((w3 & 8) != 0 ? Access.READ : Access.WRITE) | ((w3 & 4) != 0 ? Access.EXEC : 0)
+                | ((w3 & 2) == 0 ? Access.PRIV : 0);
+        Stage stage;
+        if ((w3 & 0x80) != 0) {
+            stage = Stage.STAGE2;
+        } else if ((type >= 0x10 && type <= 0x13) || type == 0x0b) {
+            stage = Stage.STAGE1;
+        } else {
+            stage = Stage.CONFIG;
+        }
+        return new IommuFault(name, sid, ssid, input, access, SmmuHardware.eventKind(type), stage, type,
+                SmmuHardware.eventName(type));
+    }
+}
