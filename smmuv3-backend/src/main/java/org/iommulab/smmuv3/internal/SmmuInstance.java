@@ -6,6 +6,7 @@ import java.util.Map;
 import org.iommulab.api.dto.WalkStepDTO;
 import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.fault.PageResponse;
 import org.iommulab.api.memory.PhysicalMemory;
 import org.iommulab.api.spi.IommuDriver;
 import org.iommulab.api.spi.IommuInstance;
@@ -84,6 +85,16 @@ final class SmmuInstance implements IommuInstance {
     @Override
     public List<WalkStepDTO> explain(int requesterId, int pasid, long address, int access) {
         return hw.explain(requesterId, pasid, address, access);
+    }
+
+    @Override
+    public boolean pageRequest(int requesterId, int pasid, long address, int access, int groupIndex) {
+        return !closed && hw.pageRequest(requesterId, pasid, address, access, groupIndex);
+    }
+
+    @Override
+    public PageResponse pageRequestStatus(int requesterId, int pasid, int groupIndex) {
+        return closed ? PageResponse.FAILURE : hw.pageRequestStatus(requesterId, pasid, groupIndex);
     }
 
     @Override

@@ -8,13 +8,16 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.LongFunction;
+import java.util.function.LongSupplier;
 
 import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.fault.FaultListener;
 import org.iommulab.api.fault.IommuFault;
+import org.iommulab.api.fault.PageRequest;
 import org.iommulab.api.fault.PageResponse;
 import org.iommulab.api.invalidation.CacheInvalidation;
 import org.iommulab.api.invalidation.CacheType;
@@ -47,8 +50,10 @@ import org.iommulab.smmuv3.internal.hw.SmmuHardware;
  * allows it (the L1 table is one frame, so LOG2SIZE is capped at 8 + 9 = 17 StreamID bits; each
  * L2 table of 256 STEs is allocated when a stream in its range is first attached and kept until
  * {@link #close()}), otherwise linear with LOG2SIZE capped at 8 (256 STEs, 4 frames). Unused STEs
- * of an allocated L2 table abort, as Linux's do with {@code disable_bypass}. Command and event
- * queues have LOG2SIZE 8 (capped by IDR1.CMDQS / EVENTQS).
+ * of an allocated L2 table abort, as Linux's do with {@code disable_bypass}. Command, event and
+ * (when IDR0.PRI is set) PRI queues have LOG2SIZE 8 (capped by IDR1.CMDQS / EVENTQS / PRIQS).
+ * Page requests reach {@link FaultListener#pageRequest} and are answered with
+ * {@link #pageResponse}; with no listener the driver denies them itself.
  *
  * <p>Every command batch ends with CMD_SYNC; the unit consumes the queue synchronously when PROD is
  * written, and the driver then checks that CONS reached PROD and GERROR.CMDQ_ERR is clear. A
@@ -78,10 +83,15 @@ public final class SmmuDriver implements IommuDriver {
     private static final int EVENTQ_BASE = 0xa0;
     private static final int EVENTQ_PROD = 0x100a8;
     private static final int EVENTQ_CONS = 0x100ac;
+    private static final int PRIQ_BASE = 0xc0;
+    private static final int PRIQ_PROD = 0x100c8;
+    private static final int PRIQ_CONS = 0x100cc;
     private static final int SMMUEN = 1;
+    private static final int PRIQEN = 1 << 1;
     private static final int EVTQEN = 1 << 2;
     private static final int CMDQEN = 1 << 3;
     private static final int IRQ_GERROR = 1;
+    private static final int IRQ_PRIQ = 1 << 1;
     private static final int IRQ_EVENTQ = 1 << 2;
     private static final int GERROR_CMDQ_ERR = 1;
     private static final int OVFLG = 1 << 31;
@@ -98,6 +108,7 @@ public final class SmmuDriver implements IommuDriver {
     private static final int CMD_TLBI_S12_VMALL = 0x28;
     private static final int CMD_TLBI_S2_IPA = 0x2a;
     private static final int CMD_TLBI_NSNH_ALL = 0x30;
+    private static final int CMD_PRI_RESP = 0x41;
     private static final int CMD_SYNC = 0x46;
 
     // STE Config (§5.2).
@@ -110,6 +121,10 @@ public final class SmmuDriver implements IommuDriver {
     private static final int LINEAR_LOG2 = 8;
     private static final int L2_FRAMES = (64 << SPLIT) / 4096;
     private static final int QUEUE_LOG2 = 8;
+    // CMD_PRI_RESP Resp (§4.7.1).
+    private static final int PRI_RESP_DENY = 0;
+    private static final int PRI_RESP_FAIL = 1;
+    private static final int PRI_RESP_SUCC = 2;
     /** Beyond this many per-page commands a range flush invalidates the whole VMID or ASID. */
     private static final int MAX_PAGE_COMMANDS = 64;
 
@@ -127,6 +142,8 @@ public final class SmmuDriver implements IommuDriver {
     private final int strtabLog2;
     private final int cmdqLog2;
     private final int eventqLog2;
+    /** PRIQ_BASE.LOG2SIZE, or -1 when the unit has no PRI (IDR0.PRI clear) and the driver runs no PRI queue. */
+    private final int priqLog2;
 
     private final BitSet ids = new BitSet();
     private final Map<Integer, SmmuDomain> domains = new HashMap<>();
@@ -138,8 +155,11 @@ public final class SmmuDriver implements IommuDriver {
     private final Map<Integer, Long> l2Tables = new HashMap<>();
 
     private final Object cmdqLock = new Object();
-    private final AtomicBoolean evtDraining = new AtomicBoolean();
-    private final AtomicBoolean evtMoreWork = new AtomicBoolean();
+    /** Event queue and PRI queue interrupt handlers (Linux {@code arm_smmu_evtq_thread}, {@code arm_smmu_priq_thread}). */
+    private final Drainer events = new Drainer(this::drainEvents);
+    private final Drainer pageRequests = new Drainer(this::drainPageRequests);
+    /** Page request groups handed to listeners and not yet answered. */
+    private final Set<Long> pendingGroups = ConcurrentHashMap.newKeySet();
     private volatile boolean live;
     private volatile boolean closed;
     private long strtab;
@@ -147,6 +167,8 @@ public final class SmmuDriver implements IommuDriver {
     private long cmdq;
     private long eventq;
     private int eventqFrames;
+    private long priq;
+    private int priqFrames;
     private int cmdProd;
 
     /**
@@ -169,6 +191,7 @@ public final class SmmuDriver implements IommuDriver {
         this.strtabLog2 = twoLevel ? Math.min(sidSize, SPLIT + 9) : Math.min(sidSize, LINEAR_LOG2);
         this.cmdqLog2 = Math.min(QUEUE_LOG2, (idr1 >>> 21) & 0x1f);
         this.eventqLog2 = Math.min(QUEUE_LOG2, (idr1 >>> 16) & 0x1f);
+        this.priqLog2 = (idr0 & (1 << 16)) != 0 ? Math.min(QUEUE_LOG2, idr1 & 0x1f) : -1;
     }
 
     private int readReg(int offset) {
@@ -217,14 +240,20 @@ public final class SmmuDriver implements IommuDriver {
         int stFrames = twoLevel ? framesFor(8L << (strtabLog2 - SPLIT)) : framesFor(64L << strtabLog2);
         int cqFrames = framesFor(16L << cmdqLog2);
         int eqFrames = framesFor(32L << eventqLog2);
+        int pqFrames = priqLog2 < 0 ? 0 : framesFor(16L << priqLog2);
         long st = 0;
         long cq = 0;
         long eq = 0;
+        long pq = 0;
         try {
             st = frames.allocateFrames(stFrames);
             cq = frames.allocateFrames(cqFrames);
             eq = frames.allocateFrames(eqFrames);
+            if (pqFrames > 0) {
+                pq = frames.allocateFrames(pqFrames);
+            }
         } catch (IommuException e) {
+            freeQuietly(pq, pqFrames);
             freeQuietly(eq, eqFrames);
             freeQuietly(cq, cqFrames);
             freeQuietly(st, stFrames);
@@ -235,6 +264,9 @@ public final class SmmuDriver implements IommuDriver {
         cmdq = cq;
         eventq = eq;
         eventqFrames = eqFrames;
+        priq = pq;
+        priqFrames = pqFrames;
+        int queues = CMDQEN | EVTQEN | (priq != 0 ? PRIQEN : 0);
         try {
             if (!twoLevel) {
                 for (int sid = 0; sid < 1 << strtabLog2; sid++) {
@@ -252,23 +284,30 @@ public final class SmmuDriver implements IommuDriver {
             hw.write(EVENTQ_BASE, eventq | eventqLog2, 8);
             hw.write(EVENTQ_PROD, 0, 4);
             hw.write(EVENTQ_CONS, 0, 4);
+            if (priq != 0) {
+                hw.write(PRIQ_BASE, priq | priqLog2, 8);
+                hw.write(PRIQ_PROD, 0, 4);
+                hw.write(PRIQ_CONS, 0, 4);
+            }
             hw.write(CR0, CMDQEN, 4);
             ack(CMDQEN);
             live = true; // the command queue is usable from here on
             submit(new long[] {CMD_CFGI_STE_RANGE, 31, CMD_TLBI_NSNH_ALL, 0});
-            hw.write(CR0, CMDQEN | EVTQEN, 4);
-            ack(CMDQEN | EVTQEN);
-            hw.setEventInterrupt(this::eventInterrupt);
-            hw.write(IRQ_CTRL, IRQ_EVENTQ | IRQ_GERROR, 4);
-            hw.write(CR0, CMDQEN | EVTQEN | SMMUEN, 4);
-            ack(CMDQEN | EVTQEN | SMMUEN);
+            hw.write(CR0, queues, 4);
+            ack(queues);
+            hw.setEventInterrupt(events::interrupt);
+            hw.setPriInterrupt(pageRequests::interrupt);
+            hw.write(IRQ_CTRL, IRQ_EVENTQ | IRQ_GERROR | (priq != 0 ? IRQ_PRIQ : 0), 4);
+            hw.write(CR0, queues | SMMUEN, 4);
+            ack(queues | SMMUEN);
         } catch (IommuException e) {
             disableQuietly();
             live = false;
+            freeQuietly(priq, priqFrames);
             freeQuietly(eventq, eventqFrames);
             freeQuietly(cmdq, cqFrames);
             freeQuietly(strtab, strtabFrames);
-            strtab = cmdq = eventq = 0;
+            strtab = cmdq = eventq = priq = 0;
             throw e;
         }
     }
@@ -281,6 +320,7 @@ public final class SmmuDriver implements IommuDriver {
 
     private void disableQuietly() {
         hw.setEventInterrupt(null);
+        hw.setPriInterrupt(null);
         try {
             hw.write(IRQ_CTRL, 0, 4);
             hw.write(GBPA, (1L << 31) | (1L << 20), 4); // UPDATE + ABORT: no DMA passes untranslated
@@ -329,16 +369,18 @@ public final class SmmuDriver implements IommuDriver {
         ids.clear();
         streams.clear();
         pasidTables.clear();
+        pendingGroups.clear();
         for (long l2 : l2Tables.values()) {
             freeQuietly(l2, L2_FRAMES);
         }
         l2Tables.clear();
         if (wasLive) {
+            freeQuietly(priq, priqFrames);
             freeQuietly(eventq, eventqFrames);
             freeQuietly(cmdq, framesFor(16L << cmdqLog2));
             freeQuietly(strtab, strtabFrames);
         }
-        strtab = cmdq = eventq = 0;
+        strtab = cmdq = eventq = priq = 0;
     }
 
     // ---- IommuDriver -------------------------------------------------------------------------
@@ -359,6 +401,9 @@ public final class SmmuDriver implements IommuDriver {
         if (s1p() && s2p()) {
             features.add(NestingFeature.PASID_TABLE);
             features.add(NestingFeature.CACHE_INVLD);
+        }
+        if (priqLog2 >= 0) {
+            features.add(NestingFeature.PAGE_RESP);
         }
         Map<String, Long> vendor = new LinkedHashMap<>();
         for (int i = 0; i <= 5; i++) {
@@ -599,9 +644,40 @@ public final class SmmuDriver implements IommuDriver {
         submit(toArray(cmds));
     }
 
+    /**
+     * Answers a page request group with CMD_PRI_RESP (Linux {@code arm_smmu_page_response}): SUCCESS
+     * becomes Resp SUCC, INVALID DENY and FAILURE FAIL.
+     *
+     * @throws IommuException {@code ENOENT} unless the group was reported and is still unanswered
+     *     (it stays pending if the command fails)
+     */
     @Override
     public void pageResponse(int requesterId, int pasid, int groupIndex, PageResponse response) throws IommuException {
-        throw new IommuException(Errno.ENOENT, "no page request pending: the driver does not enable PRI");
+        long key = groupKey(requesterId, pasid, groupIndex);
+        if (!pendingGroups.contains(key)) {
+            throw new IommuException(Errno.ENOENT, String.format("no page request group %d pending for stream 0x%x SSID %d",
+                    groupIndex, requesterId, pasid));
+        }
+        respond(requesterId, pasid, groupIndex, response);
+        pendingGroups.remove(key);
+    }
+
+    /** CMD_PRI_RESP (§4.7.1): SSV 11, SSID 31:12, StreamID 63:32; PRGIndex 8:0, Resp 13:12. */
+    private void respond(int sid, int ssid, int group, PageResponse response) throws IommuException {
+        int resp = switch (response) {
+            case SUCCESS -> PRI_RESP_SUCC;
+            case INVALID -> PRI_RESP_DENY;
+            case FAILURE -> PRI_RESP_FAIL;
+        };
+        long d0 = CMD_PRI_RESP | ((sid & 0xffff_ffffL) << 32);
+        if (ssid != Pasids.NO_PASID) {
+            d0 |= 1L << 11 | (long) (ssid & 0xfffff) << 12;
+        }
+        submit(new long[] {d0, (group & 0x1ff) | (long) resp << 12});
+    }
+
+    private static long groupKey(int sid, int ssid, int group) {
+        return ((sid & 0xffff_ffffL) << 30) | ((long) (ssid + 1) << 9) | (group & 0x1ff);
     }
 
     @Override
@@ -873,43 +949,44 @@ public final class SmmuDriver implements IommuDriver {
     // ---- events ------------------------------------------------------------------------------
 
     /**
-     * The event queue interrupt handler (Linux {@code arm_smmu_evtq_thread}). A device thread never
-     * waits for another's handler: if one is draining, it flags more work and returns.
+     * Consumes an output queue (event or PRI) from CONS to PROD, then writes CONS with the overflow
+     * acknowledged (OVFLG copied into OVACKFLG), under the queue lock so close cannot free it meanwhile.
+     *
+     * @param queue the queue's base address (0 when it is not running)
+     * @param read decodes the entry at an address
+     * @return the decoded entries, in queue order; empty when the unit is not live
      */
-    private void eventInterrupt() {
-        evtMoreWork.set(true);
-        while (evtMoreWork.get() && evtDraining.compareAndSet(false, true)) {
-            try {
-                evtMoreWork.set(false);
-                drainEvents();
-            } finally {
-                evtDraining.set(false);
-            }
-        }
-    }
-
-    private void drainEvents() {
-        List<IommuFault> faults = new ArrayList<>();
+    private <T> List<T> consume(int prodReg, int consReg, LongSupplier queue, int log2, int entryBytes,
+            LongFunction<T> read) {
+        List<T> entries = new ArrayList<>();
         synchronized (cmdqLock) {
             if (!live) {
-                return;
+                return entries;
+            }
+            long base = queue.getAsLong(); // after reading live: init publishes the queues through it
+            if (base == 0) {
+                return entries;
             }
             try {
-                int mask = (2 << eventqLog2) - 1;
-                int prod = (int) hw.read(EVENTQ_PROD, 4);
-                int cons = (int) hw.read(EVENTQ_CONS, 4);
+                int mask = (2 << log2) - 1;
+                int prod = (int) hw.read(prodReg, 4);
+                int cons = (int) hw.read(consReg, 4);
                 while ((cons & mask) != (prod & mask)) {
-                    long record = eventq + 32L * (cons & ((1 << eventqLog2) - 1));
-                    faults.add(decode(memory.read64(record), memory.read64(record + 8), memory.read64(record + 16)));
+                    entries.add(read.apply(base + (long) entryBytes * (cons & ((1 << log2) - 1))));
                     cons = (cons & OVFLG) | (((cons & mask) + 1) & mask);
                 }
-                // Acknowledge an overflow by copying OVFLG into OVACKFLG.
                 cons = (cons & ~OVFLG) | (prod & OVFLG);
-                hw.write(EVENTQ_CONS, cons & 0xffff_ffffL, 4);
+                hw.write(consReg, cons & 0xffff_ffffL, 4);
             } catch (IommuException e) {
                 // valid offsets: cannot happen
             }
         }
+        return entries;
+    }
+
+    private void drainEvents() {
+        List<IommuFault> faults = consume(EVENTQ_PROD, EVENTQ_CONS, () -> eventq, eventqLog2, 32,
+                r -> decode(memory.read64(r), memory.read64(r + 8), memory.read64(r + 16)));
         for (IommuFault f : faults) {
             for (FaultListener l : listeners) {
                 try {
@@ -938,5 +1015,44 @@ public final class SmmuDriver implements IommuDriver {
         }
         return new IommuFault(name, sid, ssid, input, access, SmmuHardware.eventKind(type), stage, type,
                 SmmuHardware.eventName(type));
+    }
+
+    // ---- page requests -----------------------------------------------------------------------
+
+    /**
+     * Reads the entries from PRIQ_CONS to PRIQ_PROD, acknowledges an overflow (the unit answered
+     * what it could not queue), then hands each request to the listeners, or answers it DENY when
+     * nobody listens, as Linux does for a stream without a fault handler.
+     */
+    private void drainPageRequests() {
+        List<PageRequest> requests = consume(PRIQ_PROD, PRIQ_CONS, () -> priq, priqLog2, 16,
+                e -> decodePageRequest(memory.read64(e), memory.read64(e + 8)));
+        for (PageRequest r : requests) {
+            if (listeners.isEmpty()) {
+                try {
+                    respond(r.requesterId(), r.pasid(), r.groupIndex(), PageResponse.INVALID);
+                } catch (IommuException e) {
+                    // closed meanwhile: the device's request dies with the unit
+                }
+                continue;
+            }
+            pendingGroups.add(groupKey(r.requesterId(), r.pasid(), r.groupIndex()));
+            for (FaultListener l : listeners) {
+                try {
+                    l.pageRequest(r);
+                } catch (RuntimeException e) {
+                    // a listener's failure must not stop the queue
+                }
+            }
+        }
+    }
+
+    /** A PRI queue entry (§8.1): StreamID 31:0, SSID 51:32, Priv 58, Exec 59, Read 60, Write 61, Last 62, SSV 63; PRGIndex 72:64, address 127:76. */
+    private PageRequest decodePageRequest(long q0, long q1) {
+        int sid = (int) q0;
+        int ssid = (q0 & (1L << 63)) != 0 ? (int) (q0 >>> 32) & 0xfffff : Pasids.NO_PASID;
+        int access = ((q0 & (1L << 58)) != 0 ? Access.PRIV : 0) | ((q0 & (1L << 59)) != 0 ? Access.EXEC : 0)
+                | ((q0 & (1L << 60)) != 0 ? Access.READ : 0) | ((q0 & (1L << 61)) != 0 ? Access.WRITE : 0);
+        return new PageRequest(name, sid, ssid, q1 & ~0xfffL, access, (int) q1 & 0x1ff, (q0 & (1L << 62)) != 0);
     }
 }

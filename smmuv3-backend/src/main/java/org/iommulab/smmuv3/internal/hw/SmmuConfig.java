@@ -14,7 +14,8 @@ import org.iommulab.api.errno.IommuException;
  * <p>Keys: {@code sidsize} (1-32 StreamID bits), {@code ssidsize} (0-20 SubstreamID bits),
  * {@code oas} (32, 36, 40, 42, 44 or 48 output bits), {@code granules} ({@code all} or a comma list
  * of {@code 4k}, {@code 16k}, {@code 64k}), {@code stage1}, {@code stage2},
- * {@code two-level-stream-table}, {@code two-level-cd-table}, {@code asid16}, {@code vmid16},
+ * {@code two-level-stream-table}, {@code two-level-cd-table}, {@code pri} (IDR0.PRI),
+ * {@code range-invalidation} (IDR3.RIL), {@code asid16}, {@code vmid16},
  * {@code cmdq-log2size} and {@code eventq-log2size} (0-19), {@code tlb-size},
  * {@code config-cache-size} (a power of two).
  */
@@ -33,6 +34,7 @@ public final class SmmuConfig {
         d.put("two-level-stream-table", "true");
         d.put("two-level-cd-table", "true");
         d.put("pri", "true");
+        d.put("range-invalidation", "true");
         d.put("asid16", "true");
         d.put("vmid16", "true");
         d.put("cmdq-log2size", "8");
@@ -53,6 +55,7 @@ public final class SmmuConfig {
     final boolean twoLevelStreamTable;
     final boolean twoLevelCd;
     final boolean pri;
+    final boolean rangeInvalidation;
     final boolean asid16;
     final boolean vmid16;
     final int cmdqLog2;
@@ -103,6 +106,7 @@ public final class SmmuConfig {
         twoLevelStreamTable = bool(v, "two-level-stream-table");
         twoLevelCd = bool(v, "two-level-cd-table");
         pri = bool(v, "pri");
+        rangeInvalidation = bool(v, "range-invalidation");
         asid16 = bool(v, "asid16");
         vmid16 = bool(v, "vmid16");
         cmdqLog2 = intIn(v, "cmdq-log2size", 0, 19);
@@ -187,7 +191,7 @@ public final class SmmuConfig {
     }
 
     int idr3() {
-        return 1 << 10; // RIL: range invalidation
+        return rangeInvalidation ? 1 << 10 : 0; // RIL: range invalidation (TG, NUM, SCALE in TLBI commands)
     }
 
     int idr5() {

@@ -744,7 +744,8 @@ public final class SmmuHardware {
             case 0x2a: // CMD_TLBI_S2_IPA
                 translator.tlb.invalidateRange(vmid, SmmuTranslator.S2_ONLY, d1 & 0x000f_ffff_ffff_f000L, rangeSize(d0, d1), leaf);
                 return CERROR_NONE;
-            case 0x40: // CMD_ATC_INV: no ATS
+            case 0x40: // CMD_ATC_INV: no ATS, so no ATC to invalidate
+                return CERROR_NONE;
             case 0x41: // CMD_PRI_RESP: SSV 11, SSID 31:12, SID 63:32; GRPID 8:0, Resp 13:12
                 priRespond((int) (d0 >>> 32), (d0 & (1L << 11)) != 0 ? (int) (d0 >>> 12) & 0xfffff : Pasids.NO_PASID,
                         (int) d1 & 0x1ff, (int) (d1 >>> 12) & 3);
@@ -763,8 +764,9 @@ public final class SmmuHardware {
      * The size of a TLBI range (§4.4.1): with TG set, (NUM + 1) &lt;&lt; SCALE pages of the TG granule;
      * without, the single address (every entry covering it).
      */
-    private static long rangeSize(long d0, long d1) {
-        int tg = (int) (d1 >>> 10) & 3;
+    private long rangeSize(long d0, long d1) {
+        // Without IDR3.RIL, TG, NUM and SCALE are RES0: every command names a single address.
+        int tg = (idr3 & (1 << 10)) != 0 ? (int) (d1 >>> 10) & 3 : 0;
         if (tg == 0) {
             return 1;
         }

@@ -14,6 +14,8 @@ import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.fault.FaultListener;
 import org.iommulab.api.fault.IommuFault;
+import org.iommulab.api.fault.PageRequest;
+import org.iommulab.api.fault.PageResponse;
 import org.iommulab.api.invalidation.CacheInvalidation;
 import org.iommulab.api.invalidation.CacheType;
 import org.iommulab.api.nesting.NestingFeature;
@@ -52,6 +54,7 @@ class SmmuDriverTest {
     static final long DATA_PA = 0xa000_0000L;
     static final long IOVA = 0x1234_5000L;
     static final int ASID = 0x42;
+    static final int PRIQEN = 1 << 1;
 
     SparseMemory mem;
     FramePool pool;
@@ -91,7 +94,7 @@ class SmmuDriverTest {
     @Test
     void mapTranslateUnmapFault() throws Exception {
         IommuDomain d = driver.allocateDomain(DomainType.UNMANAGED);
-        assertEquals(1 | 4 | 8, hw.read(0x24, 4), "CR0ACK: SMMUEN | EVTQEN | CMDQEN");
+        assertEquals(1 | 2 | 4 | 8, hw.read(0x24, 4), "CR0ACK: SMMUEN | PRIQEN | EVTQEN | CMDQEN");
         driver.attach(d, SID);
         d.map(0x10_0000, 0x8000_0000L, 0x20_0000, RW);
         assertTrue(hw.translate(SID, NO, 0x10_0123, Access.WRITE, t), t.toString());
@@ -107,6 +110,30 @@ class SmmuDriverTest {
         assertTrue(hw.translate(SID, NO, 0x2f_f000, Access.READ, t));
         assertEquals(0x1f_f000, d.unmap(0x10_1000, 0x1f_f000));
         assertFalse(hw.translate(SID, NO, 0x2f_f000, Access.READ, t));
+    }
+
+    @Test
+    void unmapWithoutRangeInvalidation() throws Exception {
+        SmmuHardware plain = new SmmuHardware(mem, SmmuConfig.of(Map.of("range-invalidation", "false")));
+        SmmuDriver drv = new SmmuDriver("no-ril", plain, mem, pool);
+        IommuDomain d = drv.allocateDomain(DomainType.UNMANAGED);
+        drv.attach(d, SID);
+        d.map(0x10_0000, 0x8000_0000L, 0x20_0000, RW);
+        for (long a = 0x10_0000; a < 0x30_0000; a += 0x1000) {
+            assertTrue(plain.translate(SID, NO, a, Access.READ, t)); // every page in the TLB
+        }
+        // Three pages: one TLBI_S2_IPA each, the neighbours stay.
+        assertEquals(0x3000, d.unmap(0x10_1000, 0x3000));
+        for (long a = 0x10_1000; a < 0x10_4000; a += 0x1000) {
+            assertFalse(plain.translate(SID, NO, a, Access.READ, t));
+        }
+        assertTrue(plain.translate(SID, NO, 0x10_0000, Access.READ, t));
+        assertTrue(plain.translate(SID, NO, 0x10_4000, Access.READ, t));
+        // Beyond 64 pages the driver invalidates the whole VMID.
+        assertEquals(0x1f_c000, d.unmap(0x10_4000, 0x1f_c000));
+        assertFalse(plain.translate(SID, NO, 0x2f_f000, Access.READ, t));
+        assertTrue(plain.translate(SID, NO, 0x10_0000, Access.READ, t));
+        drv.close();
     }
 
     @Test
@@ -334,6 +361,98 @@ class SmmuDriverTest {
         driver.removeFaultListener(l);
         hw.translate(SID, NO, 0x7000_0000L, Access.READ, t);
         assertEquals(603, faults.size());
+    }
+
+    private static FaultListener pageRequestListener(List<PageRequest> requests) {
+        return new FaultListener() {
+            @Override
+            public void fault(IommuFault fault) {
+            }
+
+            @Override
+            public void pageRequest(PageRequest request) {
+                requests.add(request);
+            }
+        };
+    }
+
+    @Test
+    void pageRequestsAreQueuedDeliveredAndAnswered() throws Exception {
+        assertTrue(driver.nestingInfo().supports(NestingFeature.PAGE_RESP));
+        List<PageRequest> requests = new CopyOnWriteArrayList<>();
+        FaultListener l = pageRequestListener(requests);
+        assertFalse(hw.pageRequest(SID, 3, 0x5000, Access.READ, 7), "no PRI queue before bring-up");
+        driver.addFaultListener(l);
+        vm();
+        assertEquals(PRIQEN, hw.read(0x24, 4) & PRIQEN, "CR0ACK.PRIQEN");
+        assertFalse(hw.pageRequest(0x700, 3, 0x5000, Access.READ, 7), "a stream whose STE aborts cannot request pages");
+
+        assertTrue(hw.pageRequest(SID, 3, 0x1234_5678L, Access.READ | Access.WRITE | Access.PRIV, 7));
+        assertEquals(1, requests.size());
+        PageRequest r = requests.get(0);
+        assertEquals("smmu-test", r.iommu());
+        assertEquals(SID, r.requesterId());
+        assertEquals(3, r.pasid());
+        assertEquals(0x1234_5000L, r.address());
+        assertEquals(Access.READ | Access.WRITE | Access.PRIV, r.access());
+        assertEquals(7, r.groupIndex());
+        assertTrue(r.lastInGroup());
+        assertEquals(null, hw.pageRequestStatus(SID, 3, 7), "pending until the driver answers");
+        assertEquals(hw.read(0x100c8, 4), hw.read(0x100cc, 4), "PRIQ_CONS caught up with PRIQ_PROD");
+
+        assertErrno(Errno.ENOENT, () -> driver.pageResponse(SID, 3, 8, PageResponse.SUCCESS));
+        assertErrno(Errno.ENOENT, () -> driver.pageResponse(SID, NO, 7, PageResponse.SUCCESS));
+        driver.pageResponse(SID, 3, 7, PageResponse.SUCCESS);
+        assertEquals(PageResponse.SUCCESS, hw.pageRequestStatus(SID, 3, 7), "CMD_PRI_RESP Resp SUCC");
+        assertErrno(Errno.ENOENT, () -> driver.pageResponse(SID, 3, 7, PageResponse.SUCCESS));
+
+        // Without a PASID, and the two other answers.
+        assertTrue(hw.pageRequest(SID, NO, 0x9000, Access.WRITE, 1));
+        assertEquals(NO, requests.get(1).pasid());
+        driver.pageResponse(SID, NO, 1, PageResponse.FAILURE);
+        assertEquals(PageResponse.FAILURE, hw.pageRequestStatus(SID, NO, 1));
+        assertTrue(hw.pageRequest(SID, 4, 0x9000, Access.READ, 2));
+        driver.pageResponse(SID, 4, 2, PageResponse.INVALID);
+        assertEquals(PageResponse.INVALID, hw.pageRequestStatus(SID, 4, 2), "Resp DENY");
+
+        // Many requests: the queue (256 entries) is drained as it fills.
+        for (int i = 0; i < 600; i++) {
+            assertTrue(hw.pageRequest(SID, 5, 0x10_0000L + 4096L * i, Access.READ, i & 0x1ff));
+        }
+        assertEquals(603, requests.size());
+        assertEquals(0L, hw.statistics().get("page-request-overflows"));
+
+        // Nobody listening: the driver denies the request itself.
+        driver.removeFaultListener(l);
+        assertTrue(hw.pageRequest(SID, 6, 0x9000, Access.READ, 3));
+        assertEquals(PageResponse.INVALID, hw.pageRequestStatus(SID, 6, 3));
+        assertEquals(603, requests.size());
+    }
+
+    @Test
+    void noPageRequestsWithoutPri() throws Exception {
+        SmmuHardware plain = new SmmuHardware(mem, SmmuConfig.of(Map.of("pri", "false")));
+        SmmuDriver drv = new SmmuDriver("no-pri", plain, mem, pool);
+        assertFalse(drv.nestingInfo().supports(NestingFeature.PAGE_RESP));
+        IommuDomain d = drv.allocateDomain(DomainType.UNMANAGED);
+        drv.attach(d, SID);
+        assertEquals(0, plain.read(0x24, 4) & PRIQEN);
+        assertEquals(0, plain.read(0xc0, 8), "no PRI queue programmed");
+        assertFalse(plain.pageRequest(SID, 3, 0x5000, Access.READ, 7));
+        assertErrno(Errno.ENOENT, () -> drv.pageResponse(SID, 3, 7, PageResponse.SUCCESS));
+        drv.close();
+        assertEquals(0, pool.allocatedFrames());
+    }
+
+    @Test
+    void closeWithPendingPageRequests() throws Exception {
+        driver.addFaultListener(pageRequestListener(new CopyOnWriteArrayList<>()));
+        vm();
+        assertTrue(hw.pageRequest(SID, 3, 0x5000, Access.READ, 7));
+        driver.close();
+        assertEquals(0, pool.allocatedFrames(), "the PRI queue is freed too");
+        assertErrno(Errno.ENOENT, () -> driver.pageResponse(SID, 3, 7, PageResponse.SUCCESS));
+        assertFalse(hw.pageRequest(SID, 3, 0x5000, Access.READ, 8), "the unit is disabled");
     }
 
     @Test

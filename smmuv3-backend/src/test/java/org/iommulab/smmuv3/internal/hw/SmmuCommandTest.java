@@ -10,6 +10,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.Map;
+
 import org.iommulab.api.translation.Access;
 import org.iommulab.pgtable.IoPageTable;
 import org.iommulab.pgtable.format.ArmGranule;
@@ -43,12 +45,20 @@ class SmmuCommandTest {
 
     /** SID 1: stage 1 (VMID 0, ASID 5); SID 2: stage 2 (VMID 3); pages 0x1000-0x8000 map DATA + same. */
     private static final class Setup {
-        final SmmuRig r = new SmmuRig();
-        final IoPageTable s1 = r.s1Table(ArmGranule.G4K, 16);
-        final IoPageTable s2 = r.s2Table(ArmGranule.G4K, 24, 1);
-        final long cd = r.cdArea(64 * 4);
+        final SmmuRig r;
+        final IoPageTable s1;
+        final IoPageTable s2;
+        final long cd;
 
         Setup() {
+            this(Map.of());
+        }
+
+        Setup(Map<String, String> config) {
+            r = new SmmuRig(config);
+            s1 = r.s1Table(ArmGranule.G4K, 16);
+            s2 = r.s2Table(ArmGranule.G4K, 24, 1);
+            cd = r.cdArea(64 * 4);
             SmmuRig.map(s1, 0x1000, DATA + 0x1000, 0x8000);
             SmmuRig.map(s2, 0x1000, DATA + 0x1000, 0x8000);
             r.cd(cd, new Cd(16, 0, ASID, s1.root()));
@@ -115,6 +125,19 @@ class SmmuCommandTest {
         s.r.cmd(TLBI_NH_VA | vmidAsid(0, ASID) | 1 << 12 | 1 << 20, 0x4000 | 1 << 10);
         s.r.sync();
         s.assertNew(1, 0x6000);
+    }
+
+    @Test
+    void withoutRilTheRangeFieldsAreIgnored() {
+        Setup s = new Setup(Map.of("range-invalidation", "false"));
+        assertEquals(0, s.r.r32(SmmuRig.IDR3) & (1 << 10), "IDR3.RIL clear");
+        s.cacheAndRemap(1, 0x1000);
+        s.cacheAndRemap(1, 0x2000);
+        // TG 4K, NUM 3 would cover 4 pages with RIL; without it, only the page named.
+        s.r.cmd(TLBI_NH_VA | vmidAsid(0, ASID) | 3 << 12, 0x1000 | 1 << 10);
+        s.r.sync();
+        s.assertNew(1, 0x1000);
+        s.assertStale(1, 0x2000);
     }
 
     @Test

@@ -55,6 +55,10 @@ class SmmuPriTest {
         assertEquals(0x1a5, q1 & 0x1ff, "PRG index");
         assertEquals(0x1234_5000L, q1 & ~0xfffL, "page address");
         assertNull(rig.hw.pageRequestStatus(SID, 0x2a, 0x1a5), "pending");
+        // CMD_ATC_INV with the same field values is not a response.
+        rig.cmd(0x40L | 1L << 11 | 0x2aL << 12 | (long) SID << 32, 0x1a5L | 2L << 12);
+        rig.sync();
+        assertNull(rig.hw.pageRequestStatus(SID, 0x2a, 0x1a5), "still pending after CMD_ATC_INV");
         // CMD_PRI_RESP: SSV 11, SSID 31:12, SID 63:32; GRPID 8:0, Resp 13:12 (2 = success).
         rig.cmd(0x41L | 1L << 11 | 0x2aL << 12 | (long) SID << 32, 0x1a5L | 2L << 12);
         rig.sync();

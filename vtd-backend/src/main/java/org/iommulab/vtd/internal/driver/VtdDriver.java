@@ -5,6 +5,7 @@ import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 import org.iommulab.api.errno.Errno;
@@ -165,8 +166,12 @@ public final class VtdDriver implements IommuDriver {
         long ecap = hw.ecap();
         boolean fs5 = (cap & (1L << 60)) != 0;
         long pageSizes = (1L << 12) | (1L << 21) | ((cap & (1L << 56)) != 0 ? 1L << 30 : 0);
-        return new NestingInfo(NestingInfo.FORMAT_INTEL_VTD,
-                EnumSet.of(NestingFeature.SYSWIDE_PASID, NestingFeature.BIND_PGTBL, NestingFeature.CACHE_INVLD),
+        Set<NestingFeature> features = EnumSet.of(NestingFeature.SYSWIDE_PASID, NestingFeature.BIND_PGTBL,
+                NestingFeature.CACHE_INVLD);
+        if ((ecap & (1L << 29)) != 0) { // ECAP.PRS: the driver runs a page request queue
+            features.add(NestingFeature.PAGE_RESP);
+        }
+        return new NestingInfo(NestingInfo.FORMAT_INTEL_VTD, features,
                 fs5 ? 57 : 48, (int) ((ecap >>> 35) & 0x1f) + 1, pageSizes, Map.of("cap", cap, "ecap", ecap));
     }
 

@@ -58,6 +58,7 @@ class VtdDriverTest {
         assertEquals(NestingInfo.FORMAT_INTEL_VTD, info.format());
         assertTrue(info.supports(NestingFeature.BIND_PGTBL));
         assertTrue(info.supports(NestingFeature.SYSWIDE_PASID));
+        assertTrue(info.supports(NestingFeature.PAGE_RESP), "ECAP.PRS: page requests are reported");
         assertEquals(20, info.pasidBits());
         assertEquals(57, info.addressWidth());
         assertEquals(hw.cap(), info.vendorData().get("cap"));
