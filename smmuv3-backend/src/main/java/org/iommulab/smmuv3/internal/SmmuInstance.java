@@ -94,7 +94,8 @@ final class SmmuInstance implements IommuInstance {
 
     @Override
     public PageResponse pageRequestStatus(int requesterId, int pasid, int groupIndex) {
-        return closed ? PageResponse.FAILURE : hw.pageRequestStatus(requesterId, pasid, groupIndex);
+        // After close too: the driver answered the pending groups INVALID before it let the unit go.
+        return hw.pageRequestStatus(requesterId, pasid, groupIndex);
     }
 
     @Override

@@ -191,7 +191,7 @@ public final class SmmuDriver implements IommuDriver {
         this.strtabLog2 = twoLevel ? Math.min(sidSize, SPLIT + 9) : Math.min(sidSize, LINEAR_LOG2);
         this.cmdqLog2 = Math.min(QUEUE_LOG2, (idr1 >>> 21) & 0x1f);
         this.eventqLog2 = Math.min(QUEUE_LOG2, (idr1 >>> 16) & 0x1f);
-        this.priqLog2 = (idr0 & (1 << 16)) != 0 ? Math.min(QUEUE_LOG2, idr1 & 0x1f) : -1;
+        this.priqLog2 = (idr0 & (1 << 16)) != 0 ? Math.min(QUEUE_LOG2, (idr1 >>> 11) & 0x1f) : -1; // IDR1.PRIQS 15:11
     }
 
     private int readReg(int offset) {
@@ -236,6 +236,10 @@ public final class SmmuDriver implements IommuDriver {
         }
         if (live) {
             return;
+        }
+        if (cmdqLog2 < 1) {
+            // A command and its CMD_SYNC must fit (Linux refuses queues smaller than a batch).
+            throw new IommuException(Errno.ENODEV, "IOMMU " + name + ": a command queue of one entry (IDR1.CMDQS 0) is too small");
         }
         int stFrames = twoLevel ? framesFor(8L << (strtabLog2 - SPLIT)) : framesFor(64L << strtabLog2);
         int cqFrames = framesFor(16L << cmdqLog2);
@@ -348,6 +352,16 @@ public final class SmmuDriver implements IommuDriver {
     public synchronized void close() {
         if (closed) {
             return;
+        }
+        if (live) {
+            // IommuInstance.close: pending page requests are answered INVALID, queued ones included.
+            for (PageRequest r : consume(PRIQ_PROD, PRIQ_CONS, () -> priq, Math.max(priqLog2, 0), 16,
+                    e -> decodePageRequest(memory.read64(e), memory.read64(e + 8)))) {
+                if (r.lastInGroup()) {
+                    pendingGroups.add(groupKey(r.requesterId(), r.pasid(), r.groupIndex()));
+                }
+            }
+            denyPending(-1);
         }
         closed = true;
         boolean wasLive;
@@ -480,14 +494,14 @@ public final class SmmuDriver implements IommuDriver {
         }
         init();
         long ste = steFor(requesterId);
-        streams.put(requesterId, d);
+        long[] old = readSte(ste);
         try {
             installSte(ste, requesterId, plainSte(d), false, 0);
         } catch (IommuException e) {
-            streams.remove(requesterId);
-            writeSte(ste, abortSte());
+            restoreQuietly(ste, requesterId, old, d.vmid());
             throw e;
         }
+        streams.put(requesterId, d);
     }
 
     @Override
@@ -496,10 +510,19 @@ public final class SmmuDriver implements IommuDriver {
         if (streams.get(requesterId) != d) {
             throw new IommuException(Errno.ENOENT, "stream " + requesterId + " is not attached to domain " + d.id);
         }
+        long ste = steFor(requesterId);
+        long[] old = readSte(ste);
+        try {
+            installSte(ste, requesterId, abortSte(), d.type == DomainType.UNMANAGED, d.vmid());
+        } catch (IommuException e) {
+            restoreQuietly(ste, requesterId, old, d.vmid());
+            throw e;
+        }
+        // Only now: until the abort STE and the VMID flush completed, unmaps must still flush nested entries.
         streams.remove(requesterId);
         pasidTables.remove(requesterId);
         d.nestedSids.remove(requesterId);
-        installSte(steFor(requesterId), requesterId, abortSte(), d.type == DomainType.UNMANAGED, d.vmid());
+        denyPending(requesterId);
     }
 
     @Override
@@ -530,16 +553,18 @@ public final class SmmuDriver implements IommuDriver {
         }
         init();
         long ste = steFor(requesterId);
-        PasidTableConfig previous = pasidTables.get(requesterId);
-        long[] words = nestedSte(d, config);
+        long[] old = readSte(ste);
+        boolean wasNested = !d.nestedSids.add(requesterId); // before the STE: a racing unmap must flush combined entries
         try {
-            installSte(ste, requesterId, words, true, d.vmid());
+            installSte(ste, requesterId, nestedSte(d, config), true, d.vmid());
         } catch (IommuException e) {
-            writeSte(ste, previous == null ? plainSte(d) : nestedSte(d, previous));
+            restoreQuietly(ste, requesterId, old, d.vmid());
+            if (!wasNested) {
+                d.nestedSids.remove(requesterId);
+            }
             throw e;
         }
         pasidTables.put(requesterId, config);
-        d.nestedSids.add(requesterId);
     }
 
     private void validate(SmmuDomain d, PasidTableConfig c) throws IommuException {
@@ -575,7 +600,14 @@ public final class SmmuDriver implements IommuDriver {
             throw new IommuException(Errno.ENOENT, "stream " + requesterId + " has no guest PASID table on domain " + d.id);
         }
         init();
-        installSte(steFor(requesterId), requesterId, plainSte(d), true, d.vmid());
+        long ste = steFor(requesterId);
+        long[] old = readSte(ste);
+        try {
+            installSte(ste, requesterId, plainSte(d), true, d.vmid());
+        } catch (IommuException e) {
+            restoreQuietly(ste, requesterId, old, d.vmid());
+            throw e;
+        }
         pasidTables.remove(requesterId);
         d.nestedSids.remove(requesterId);
     }
@@ -654,12 +686,31 @@ public final class SmmuDriver implements IommuDriver {
     @Override
     public void pageResponse(int requesterId, int pasid, int groupIndex, PageResponse response) throws IommuException {
         long key = groupKey(requesterId, pasid, groupIndex);
-        if (!pendingGroups.contains(key)) {
+        if (!pendingGroups.remove(key)) { // claimed atomically: a group is answered once
             throw new IommuException(Errno.ENOENT, String.format("no page request group %d pending for stream 0x%x SSID %d",
                     groupIndex, requesterId, pasid));
         }
-        respond(requesterId, pasid, groupIndex, response);
-        pendingGroups.remove(key);
+        try {
+            respond(requesterId, pasid, groupIndex, response);
+        } catch (IommuException e) {
+            pendingGroups.add(key);
+            throw e;
+        }
+    }
+
+    /** Denies every group still pending for a stream (detach, close): its device must not wait forever. */
+    private void denyPending(int sid) {
+        for (long key : pendingGroups) {
+            if (sid < 0 || (int) (key >>> 30) == sid) {
+                if (pendingGroups.remove(key)) {
+                    try {
+                        respond((int) (key >>> 30), (int) ((key >>> 9) & 0x1f_ffff) - 1, (int) key & 0x1ff, PageResponse.INVALID);
+                    } catch (IommuException e) {
+                        // the unit is gone or refuses commands: nothing more can be answered
+                    }
+                }
+            }
+        }
     }
 
     /** CMD_PRI_RESP (§4.7.1): SSV 11, SSID 31:12, StreamID 63:32; PRGIndex 8:0, Resp 13:12. */
@@ -676,6 +727,7 @@ public final class SmmuDriver implements IommuDriver {
         submit(new long[] {d0, (group & 0x1ff) | (long) resp << 12});
     }
 
+    /** StreamID 61:30, SSID + 1 29:9, PRG index 8:0. */
     private static long groupKey(int sid, int ssid, int group) {
         return ((sid & 0xffff_ffffL) << 30) | ((long) (ssid + 1) << 9) | (group & 0x1ff);
     }
@@ -794,15 +846,49 @@ public final class SmmuDriver implements IommuDriver {
         memory.write64(address, words[0]);
     }
 
-    /** Writes an STE and makes the unit forget the old one (CFGI_STE, optionally TLBI_S12_VMALL) and syncs. */
+    private long[] readSte(long address) {
+        long[] s = new long[8];
+        for (int i = 0; i < 8; i++) {
+            s[i] = memory.read64(address + 8L * i);
+        }
+        return s;
+    }
+
+    /**
+     * Installs an STE and makes the unit forget the old one (CFGI_STE, optionally TLBI_S12_VMALL),
+     * then syncs. The unit reads an STE without a lock, so a live STE whose other doublewords change
+     * is first broken (§3.21.3, Linux {@code arm_smmu_write_entry}): its first doubleword becomes an
+     * abort STE, which is invalidated and synced, before the rest is written and the first
+     * doubleword last. A transaction in that window is aborted, never translated by a torn entry.
+     */
     private void installSte(long address, int sid, long[] words, boolean flushVmid, int vmid) throws IommuException {
+        long cfgi = CMD_CFGI_STE | ((sid & 0xffff_ffffL) << 32);
+        long old0 = memory.read64(address);
+        boolean inUse = (old0 & 1) != 0 && ((old0 >>> 1) & 7) != STE_ABORT;
+        boolean restChanges = false;
+        for (int i = 1; i < 8; i++) {
+            restChanges |= memory.read64(address + 8L * i) != words[i];
+        }
+        if (inUse && restChanges) {
+            memory.write64(address, abortSte()[0]);
+            submit(new long[] {cfgi, 1});
+        }
         writeSte(address, words);
         List<Long> cmds = new ArrayList<>();
-        add(cmds, CMD_CFGI_STE | ((sid & 0xffff_ffffL) << 32), 1);
+        add(cmds, cfgi, 1);
         if (flushVmid) {
             add(cmds, CMD_TLBI_S12_VMALL | ((long) vmid << 32), 0);
         }
         submit(toArray(cmds));
+    }
+
+    /** Puts back the STE a failed change replaced, as far as the unit still takes commands. */
+    private void restoreQuietly(long address, int sid, long[] old, int vmid) {
+        try {
+            installSte(address, sid, old, true, vmid);
+        } catch (IommuException e) {
+            // the unit refuses commands: nothing more can be done from here
+        }
     }
 
     // ---- TLB invalidation --------------------------------------------------------------------
@@ -1004,7 +1090,7 @@ public final class SmmuDriver implements IommuDriver {
         int sid = (int) (q0 >>> 32);
         int w3 = (int) (q1 >>> 32);
         int access = ((w3 & 8) != 0 ? Access.READ : Access.WRITE) | ((w3 & 4) != 0 ? Access.EXEC : 0)
-                | ((w3 & 2) == 0 ? Access.PRIV : 0);
+                | ((w3 & 2) != 0 ? Access.PRIV : 0); // RnW 3, InD 2, PnU 1 (1: privileged)
         Stage stage;
         if ((w3 & 0x80) != 0) {
             stage = Stage.STAGE2;
@@ -1028,16 +1114,22 @@ public final class SmmuDriver implements IommuDriver {
         List<PageRequest> requests = consume(PRIQ_PROD, PRIQ_CONS, () -> priq, priqLog2, 16,
                 e -> decodePageRequest(memory.read64(e), memory.read64(e + 8)));
         for (PageRequest r : requests) {
-            if (listeners.isEmpty()) {
-                try {
-                    respond(r.requesterId(), r.pasid(), r.groupIndex(), PageResponse.INVALID);
-                } catch (IommuException e) {
-                    // closed meanwhile: the device's request dies with the unit
+            Object[] targets = listeners.toArray(); // one snapshot decides both who hears it and who answers
+            if (targets.length == 0 || closed) {
+                if (r.lastInGroup()) { // a group is answered once, after its last request
+                    try {
+                        respond(r.requesterId(), r.pasid(), r.groupIndex(), PageResponse.INVALID);
+                    } catch (IommuException e) {
+                        // closed meanwhile: the device's request dies with the unit
+                    }
                 }
                 continue;
             }
-            pendingGroups.add(groupKey(r.requesterId(), r.pasid(), r.groupIndex()));
-            for (FaultListener l : listeners) {
+            if (r.lastInGroup()) {
+                pendingGroups.add(groupKey(r.requesterId(), r.pasid(), r.groupIndex()));
+            }
+            for (Object o : targets) {
+                FaultListener l = (FaultListener) o;
                 try {
                     l.pageRequest(r);
                 } catch (RuntimeException e) {

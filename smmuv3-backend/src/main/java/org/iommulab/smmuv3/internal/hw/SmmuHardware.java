@@ -388,7 +388,7 @@ public final class SmmuHardware {
             boolean ssv = ssid != Pasids.NO_PASID;
             long w0 = (s.event.code & 0xff) | (ssv ? 1 << 11 : 0) | (ssv ? (long) (ssid & 0xfffff) << 12 : 0);
             long q0 = w0 | ((long) sid << 32);
-            long w3 = ((access & Access.PRIV) == 0 ? 1 << 1 : 0) | ((access & Access.EXEC) != 0 ? 1 << 2 : 0)
+            long w3 = ((access & Access.PRIV) != 0 ? 1 << 1 : 0) /* PnU: 1 privileged */ | ((access & Access.EXEC) != 0 ? 1 << 2 : 0)
                     | ((access & Access.WRITE) == 0 ? 1 << 3 : 0) | (s.s2 ? 1 << 7 : 0) | (s.eventClass & 3) << 8;
             long q1 = w3 << 32;
             long record = (eventqBase & Q_ADDR) + 32L * (prod & ((1 << log2) - 1));
@@ -566,6 +566,9 @@ public final class SmmuHardware {
             case GERROR:
                 if (hi) {
                     gerrorn = high & GERROR_MASK;
+                    if (((gerror ^ gerrorn) & GERROR_CMDQ_ERR) == 0 && (cr0 & CR0_CMDQEN) != 0) {
+                        processCommands(); // §7.1: acknowledging CMDQ_ERR resumes at CMDQ_CONS, no PROD write needed
+                    }
                 }
                 break;
             case STRTAB_BASE:

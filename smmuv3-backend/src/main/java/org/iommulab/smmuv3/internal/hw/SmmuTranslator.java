@@ -135,24 +135,27 @@ final class SmmuTranslator {
         if (ste < 4) {
             return fail(s, out, SmmuEvent.ABORT);
         }
+        boolean hasSsid = ssid != Pasids.NO_PASID;
         if (ste == 4) {
+            if (hasSsid) {
+                return fail(s, out, SmmuEvent.C_BAD_SUBSTREAMID); // §5.2 S1Fmt: stage 1 disabled, bypass included
+            }
             out.success(address, 12, Access.READ | Access.WRITE | Access.EXEC);
             return true;
         }
         boolean s1 = (ste & 1) != 0;
         boolean s2 = (ste & 2) != 0;
-        boolean hasSsid = ssid != Pasids.NO_PASID;
         if (hasSsid && (ssid < 0 || (ssid >>> config.ssidSize) != 0)) {
             return fail(s, out, SmmuEvent.C_BAD_SUBSTREAMID);
         }
         ArmStage2 s2f = null;
         long s2ttb = 0;
-        int vmid = 0;
+        // §5.2 S2VMID: with stage 2 implemented, it tags stage-1-only translations too.
+        int vmid = config.stage2 ? word(s.ste, 4) & (config.vmid16 ? 0xffff : 0xff) : 0;
         if (s2) {
             int w5 = word(s.ste, 5);
             s2f = s2Format(w5);
             s2ttb = (((long) word(s.ste, 7) << 32) | (word(s.ste, 6) & 0xffff_ffffL)) & ADDR_51_4;
-            vmid = word(s.ste, 4) & (config.vmid16 ? 0xffff : 0xff);
         }
         if (!s1) {
             if (hasSsid) {
@@ -163,10 +166,16 @@ final class SmmuTranslator {
         int w1 = word(s.ste, 1);
         int cdMax = (w1 >>> 27) & 0x1f;
         int s1dss = word(s.ste, 2) & 3;
+        if (s1dss == 3) {
+            s1dss = 0; // reserved, behaves as 0b00
+        }
         int cdIndex;
         if (hasSsid) {
-            if (cdMax == 0 || (ssid >>> cdMax) != 0 || (s1dss == 2 && ssid == 0)) {
+            if (cdMax == 0 || (ssid >>> cdMax) != 0) {
                 return fail(s, out, SmmuEvent.C_BAD_SUBSTREAMID);
+            }
+            if (s1dss == 2 && ssid == 0) {
+                return fail(s, out, SmmuEvent.F_STREAM_DISABLED); // §7.3.7: substream 0 is reserved for no-SSID traffic
             }
             cdIndex = ssid;
         } else if (cdMax == 0 || s1dss == 2) {
@@ -199,6 +208,7 @@ final class SmmuTranslator {
         long top = a >> inputBits; // arithmetic: all ones for the upper range
         if (epd || top != (upper ? -1L : 0L)) {
             s.event = SmmuEvent.F_TRANSLATION;
+            s.eventClass = CLASS_IN;
             out.fault(s.event.kind, Stage.STAGE1, s.event.code, s.event.spec, 0, address);
             return false;
         }
@@ -206,7 +216,7 @@ final class SmmuTranslator {
         long ttb = (((long) word(s.cd, upper ? 5 : 3) << 32) | (word(s.cd, upper ? 4 : 2) & 0xffff_ffffL)) & ADDR_51_4;
         int asid = (c1 >>> 16) & (config.asid16 ? 0xffff : 0xff);
         long walkAddress = a & ((1L << inputBits) - 1);
-        return walk(s1f, ttb, s2f, s2ttb, s2 ? vmid : 0, asid, a & KEY_MASK, walkAddress, access, update, out, s);
+        return walk(s1f, ttb, s2f, s2ttb, vmid, asid, a & KEY_MASK, walkAddress, access, update, out, s);
     }
 
     /** The TLB lookup, then the walk of whichever stages are configured, then the TLB fill. */
@@ -246,7 +256,9 @@ final class SmmuTranslator {
     private static void walkFailed(WalkResult w, int stage2Class, Scratch s) {
         s.event = eventOf(w.fault());
         s.s2 = w.faultStage() == Stage.STAGE2;
-        s.eventClass = s.s2 ? (w.faultDuringTableFetch() ? CLASS_TT : stage2Class) : 0;
+        // §7.3.12-16: a stage-1 fault is CLASS IN, a stage-1 descriptor fetch abort CLASS TT.
+        s.eventClass = s.s2 ? (w.faultDuringTableFetch() ? CLASS_TT : stage2Class)
+                : s.event == SmmuEvent.F_WALK_EABT ? CLASS_TT : CLASS_IN;
         if (s.event == SmmuEvent.F_WALK_EABT) {
             s.address2 = w.faultEntryAddress();
         } else {
@@ -374,10 +386,8 @@ final class SmmuTranslator {
         if (s1) {
             int s1fmt = (w0 >>> 4) & 3;
             int cdMax = (word(ste, 1) >>> 27) & 0x1f;
-            if (s1fmt == 3 || (s1fmt != 0 && !config.twoLevelCd) || cdMax > config.ssidSize) {
-                return false;
-            }
-            if (cdMax > 0 && (word(ste, 2) & 3) == 3) {
+            // S1Fmt is IGNORED when S1CDMax is 0 and 0b11 behaves as 0b00 (§5.2); S1DSS 0b11 behaves as 0b00.
+            if ((cdMax > 0 && (s1fmt == 1 || s1fmt == 2) && !config.twoLevelCd) || cdMax > config.ssidSize) {
                 return false;
             }
         }
@@ -419,9 +429,10 @@ final class SmmuTranslator {
         long generation = cdCache.generation();
         int w0 = word(s.ste, 0);
         long ctxPtr = ((((long) word(s.ste, 1) & 0xfffff) << 32) | (w0 & 0xffff_ffffL)) & ADDR_51_6;
-        int s1fmt = (w0 >>> 4) & 3;
+        int cdMax = (word(s.ste, 1) >>> 27) & 0x1f;
+        int s1fmt = cdMax == 0 ? 0 : (w0 >>> 4) & 3; // IGNORED for a single CD; 0b11 behaves as 0b00
         long cdAddress;
-        if (s1fmt == 0) {
+        if (s1fmt == 0 || s1fmt == 3) {
             cdAddress = ctxPtr + 64L * cdIndex;
         } else {
             int l2shift = s1fmt == 1 ? 6 : 10;

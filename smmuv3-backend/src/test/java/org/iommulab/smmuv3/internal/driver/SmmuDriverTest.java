@@ -137,6 +137,42 @@ class SmmuDriverTest {
     }
 
     @Test
+    void aLiveSteChangesWithoutTearing() throws Exception {
+        List<IommuFault> faults = new CopyOnWriteArrayList<>();
+        driver.addFaultListener(new FaultListener() {
+            @Override
+            public void fault(IommuFault fault) {
+                faults.add(fault);
+            }
+        });
+        IommuDomain d = driver.allocateDomain(DomainType.UNMANAGED);
+        d.map(0x10_0000, 0x8000_0000L, 0x1000, RW);
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicLong wrong = new java.util.concurrent.atomic.AtomicLong();
+        Thread device = new Thread(() -> {
+            Translation tr = new Translation();
+            while (!stop.get()) {
+                if (hw.translate(SID, NO, 0x10_0123, Access.READ, tr) && tr.outputAddress() != 0x8000_0123L) {
+                    wrong.incrementAndGet();
+                }
+            }
+        });
+        device.start();
+        try {
+            for (int i = 0; i < 3000; i++) {
+                driver.attach(d, SID);
+                driver.detach(d, SID);
+            }
+        } finally {
+            stop.set(true);
+            device.join();
+        }
+        assertEquals(0, wrong.get());
+        // Between attach and detach a transaction is translated or aborted, never walked through a torn STE.
+        assertTrue(faults.stream().noneMatch(f -> f.code() == 0x04 || f.code() == 0x0b), faults.toString());
+    }
+
+    @Test
     void attachRulesAndDomainLifecycle() throws Exception {
         IommuDomain a = driver.allocateDomain(DomainType.UNMANAGED);
         IommuDomain b = driver.allocateDomain(DomainType.UNMANAGED);
@@ -358,9 +394,12 @@ class SmmuDriverTest {
         }
         assertEquals(603, faults.size());
         assertEquals(0L, hw.statistics().get("events-dropped"));
+        assertEquals(0, faults.get(0).access() & Access.PRIV, "PnU 0: unprivileged");
+        hw.translate(SID, NO, 0x7000_0000L, Access.READ | Access.PRIV, t);
+        assertEquals(Access.READ | Access.PRIV, faults.get(603).access(), "PnU 1: privileged");
         driver.removeFaultListener(l);
         hw.translate(SID, NO, 0x7000_0000L, Access.READ, t);
-        assertEquals(603, faults.size());
+        assertEquals(604, faults.size());
     }
 
     private static FaultListener pageRequestListener(List<PageRequest> requests) {
@@ -430,6 +469,36 @@ class SmmuDriverTest {
     }
 
     @Test
+    void smallPriQueueFromIdr1Priqs() throws Exception {
+        SmmuHardware small = new SmmuHardware(mem, SmmuConfig.of(Map.of("eventq-log2size", "4"))); // PRIQS 4
+        SmmuDriver drv = new SmmuDriver("small", small, mem, pool);
+        List<PageRequest> requests = new CopyOnWriteArrayList<>();
+        drv.addFaultListener(pageRequestListener(requests));
+        drv.attach(drv.allocateDomain(DomainType.UNMANAGED), SID);
+        assertEquals(4, small.read(0xc0, 8) & 0x1f, "PRIQ_BASE.LOG2SIZE follows IDR1.PRIQS");
+        for (int i = 0; i < 40; i++) {
+            assertTrue(small.pageRequest(SID, 9, 0x10_0000L + 4096L * i, Access.READ, i));
+        }
+        assertEquals(40, requests.size());
+        for (int i = 0; i < 40; i++) {
+            assertEquals(i, requests.get(i).groupIndex());
+            assertEquals(0x10_0000L + 4096L * i, requests.get(i).address());
+            assertEquals(SID, requests.get(i).requesterId());
+        }
+        drv.close();
+    }
+
+    @Test
+    void oneEntryCommandQueueIsRefused() throws Exception {
+        SmmuHardware tiny = new SmmuHardware(mem, SmmuConfig.of(Map.of("cmdq-log2size", "0")));
+        SmmuDriver drv = new SmmuDriver("tiny-cmdq", tiny, mem, pool);
+        assertErrno(Errno.ENODEV, () -> drv.allocateDomain(DomainType.UNMANAGED));
+        assertEquals(0, pool.allocatedFrames());
+        assertEquals(0, tiny.read(0x20, 4), "the unit is left as it was");
+        drv.close();
+    }
+
+    @Test
     void noPageRequestsWithoutPri() throws Exception {
         SmmuHardware plain = new SmmuHardware(mem, SmmuConfig.of(Map.of("pri", "false")));
         SmmuDriver drv = new SmmuDriver("no-pri", plain, mem, pool);
@@ -447,9 +516,17 @@ class SmmuDriverTest {
     @Test
     void closeWithPendingPageRequests() throws Exception {
         driver.addFaultListener(pageRequestListener(new CopyOnWriteArrayList<>()));
-        vm();
+        IommuDomain d = vm();
         assertTrue(hw.pageRequest(SID, 3, 0x5000, Access.READ, 7));
+        driver.attach(driver.allocateDomain(DomainType.IDENTITY), 0x300);
+        assertTrue(hw.pageRequest(0x300, NO, 0x6000, Access.READ, 4));
+        // Detaching a stream denies its pending groups; the other stream's stay pending.
+        driver.detach(d, SID);
+        assertEquals(PageResponse.INVALID, hw.pageRequestStatus(SID, 3, 7));
+        assertEquals(null, hw.pageRequestStatus(0x300, NO, 4));
+        assertErrno(Errno.ENOENT, () -> driver.pageResponse(SID, 3, 7, PageResponse.SUCCESS));
         driver.close();
+        assertEquals(PageResponse.INVALID, hw.pageRequestStatus(0x300, NO, 4), "close answers what is pending");
         assertEquals(0, pool.allocatedFrames(), "the PRI queue is freed too");
         assertErrno(Errno.ENOENT, () -> driver.pageResponse(SID, 3, 7, PageResponse.SUCCESS));
         assertFalse(hw.pageRequest(SID, 3, 0x5000, Access.READ, 8), "the unit is disabled");

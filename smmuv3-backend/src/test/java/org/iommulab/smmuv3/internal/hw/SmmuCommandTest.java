@@ -141,6 +141,23 @@ class SmmuCommandTest {
     }
 
     @Test
+    void stage1OnlyStesAreTaggedWithS2vmid() {
+        Setup s = new Setup();
+        // SID 3: the same CD (ASID 5) as SID 1, but S2VMID 7; §5.2: with S2P, S2VMID tags stage 1 too.
+        Ste other = new Ste(CFG_S1).s1(s.cd, 0, 0);
+        other.w[4] = 7;
+        s.r.ste(3, other);
+        s.cacheAndRemap(1, 0x1000); // VMID 0's entry is stale now
+        assertEquals(NEW + 0x1000, s.r.pa(3, -1, 0x1000, RW), "VMID 7 walks on its own, no VMID 0 entry reused");
+        s.r.cmd(TLBI_NH_ASID | vmidAsid(7, ASID), 0);
+        s.r.sync();
+        s.assertStale(1, 0x1000);
+        s.r.cmd(TLBI_NH_ASID | vmidAsid(0, ASID), 0);
+        s.r.sync();
+        s.assertNew(1, 0x1000);
+    }
+
+    @Test
     void tlbiNhVaaAndGlobal() {
         Setup s = new Setup();
         s.cacheAndRemap(1, 0x5000);
@@ -231,11 +248,11 @@ class SmmuCommandTest {
         s.r.cmd(TLBI_NH_ALL, 0); // index 1: not consumed while the error is active
         assertEquals(0, s.r.r32(SmmuRig.CMDQ_CONS) & 0x1ff);
         s.assertStale(1, 0x1000);
-        // Software replaces the bad command with CMD_SYNC, acknowledges, and writes PROD again.
+        // Software replaces the bad command with CMD_SYNC and acknowledges: consumption resumes at
+        // CMDQ_CONS without another PROD write (§7.1).
         s.r.ram.write64(SmmuRig.CMDQ, CMD_SYNC);
         s.r.w32(SmmuRig.GERRORN, gerror);
         assertEquals(0, (s.r.r32(SmmuRig.GERROR) ^ s.r.r32(SmmuRig.GERRORN)) & 1);
-        s.r.w32(SmmuRig.CMDQ_PROD, 2);
         assertEquals(2, s.r.r32(SmmuRig.CMDQ_CONS) & 0x1ff);
         s.assertNew(1, 0x1000);
         assertNotEquals(0, s.r.hw.statistics().get("command-errors"));

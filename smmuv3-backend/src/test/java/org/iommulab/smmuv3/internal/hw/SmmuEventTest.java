@@ -51,7 +51,9 @@ class SmmuEventTest {
         Ste bad = new Ste(CFG_S2).s2(1, 24, 1, 0, 5, 0x1000);
         bad.w[5] &= ~(1 << 19); // S2AA64 = 0
         r.ste(2, bad);
-        r.ste(3, new Ste(CFG_S1).s1(0x40_0000, 3, 0)); // S1Fmt 3
+        Ste endi = new Ste(CFG_S2).s2(1, 24, 1, 0, 5, 0x1000);
+        endi.w[5] |= 1 << 20; // S2ENDI: big-endian tables, not implemented (IDR0.TTENDIAN)
+        r.ste(3, endi);
         r.ste(4, new Ste(CFG_S2).s2(1, 24, 3, 0, 5, 0x1000)); // S2SL0 3 reserved for 4K
         r.ste(5, new Ste(CFG_S1).s1(UNBACKED, 0, 0));
         r.ste(6, new Ste(CFG_S1).s1(r.cdArea(64), 0, 0)); // CD V = 0
@@ -71,7 +73,7 @@ class SmmuEventTest {
         assertEquals(16, e.sid);
         assertFalse(e.ssv);
         assertTrue(e.rnw);
-        assertTrue(e.pnu);
+        assertFalse(e.pnu, "PnU 0: unprivileged");
 
         for (int sid : new int[] {1, 2, 3, 4, 9}) {
             expect(r, r.translate(sid, -1, 0x1000, Access.WRITE | Access.PRIV), SmmuEvent.C_BAD_STE);
@@ -79,7 +81,7 @@ class SmmuEventTest {
             assertEquals(0x04, e.type);
             assertEquals(sid, e.sid);
             assertFalse(e.rnw);
-            assertFalse(e.pnu);
+            assertTrue(e.pnu, "PnU 1: privileged");
         }
         expect(r, r.translate(5, -1, 0x1000, RW), SmmuEvent.F_CD_FETCH);
         e = r.event();
@@ -138,8 +140,11 @@ class SmmuEventTest {
         assertEquals(0x10, e.type);
         assertEquals(0x5000, e.input);
         assertFalse(e.s2);
+        assertEquals(SmmuTranslator.CLASS_IN, e.cls, "a stage-1 fault is CLASS IN (§7.3.13)");
         expect(r, r.translate(1, -1, 1L << 50, Access.READ), SmmuEvent.F_TRANSLATION); // beyond T0SZ
-        assertEquals(1L << 50, r.event().input);
+        e = r.event();
+        assertEquals(1L << 50, e.input);
+        assertEquals(SmmuTranslator.CLASS_IN, e.cls);
         expect(r, r.translate(1, -1, 0x1008, Access.WRITE), SmmuEvent.F_PERMISSION);
         e = r.event();
         assertEquals(0x13, e.type);
@@ -156,6 +161,7 @@ class SmmuEventTest {
         assertEquals(0x0b, e.type);
         assertEquals(3, e.sid);
         assertEquals(UNBACKED, e.address2);
+        assertEquals(SmmuTranslator.CLASS_TT, e.cls, "a stage-1 descriptor fetch abort is CLASS TT (§7.3.12)");
         assertEquals(7, r.hw.statistics().get("events"));
     }
 

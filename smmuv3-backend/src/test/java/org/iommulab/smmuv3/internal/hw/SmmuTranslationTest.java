@@ -224,9 +224,11 @@ class SmmuTranslationTest {
         long cds = r.cdArea(4 * 64);
         r.cd(cds, new Cd(16, 0, 1, t0.root()));
         r.cd(cds + 64, new Cd(16, 0, 2, t1.root()));
-        for (int dss = 0; dss < 3; dss++) {
+        for (int dss = 0; dss < 4; dss++) {
             r.ste(dss, new Ste(CFG_S1).s1(cds, 0, 2).s1dss(dss));
         }
+        r.ste(4, new Ste(CFG_S1).s1(cds + 64, 3, 0)); // S1Fmt 3 with S1CDMax 0: ignored, one CD
+        r.ste(5, new Ste(CFG_BYPASS));
         r.enable();
         // S1DSS 0: no-SSID transactions terminate with F_STREAM_DISABLED.
         assertEquals(SmmuEvent.F_STREAM_DISABLED.code, r.translate(0, -1, 0x1000, RW).faultCode());
@@ -235,13 +237,21 @@ class SmmuTranslationTest {
         assertEquals(DATA, r.pa(0, 0, 0x1000, RW));
         // S1DSS 1: stage 1 bypassed.
         assertEquals(0x1000, r.pa(1, -1, 0x1000, RW));
-        // S1DSS 2: substream 0 serves no-SSID transactions, and SSID 0 is illegal.
+        // S1DSS 2: substream 0 serves no-SSID transactions; SSID 0 is F_STREAM_DISABLED (§7.3.7).
         assertEquals(DATA, r.pa(2, -1, 0x1000, RW));
-        assertEquals(SmmuEvent.C_BAD_SUBSTREAMID.code, r.translate(2, 0, 0x1000, RW).faultCode());
+        assertEquals(SmmuEvent.F_STREAM_DISABLED.code, r.translate(2, 0, 0x1000, RW).faultCode());
         assertEquals(DATA + 0x1000, r.pa(2, 1, 0x1000, RW));
+        // S1DSS 0b11 is reserved and behaves as 0b00.
+        assertEquals(SmmuEvent.F_STREAM_DISABLED.code, r.translate(3, -1, 0x1000, RW).faultCode());
+        assertEquals(DATA + 0x1000, r.pa(3, 1, 0x1000, RW));
         // SSID beyond S1CDMax.
         assertEquals(SmmuEvent.C_BAD_SUBSTREAMID.code, r.translate(1, 4, 0x1000, RW).faultCode());
-        assertEquals(2, r.events().size());
+        // A single CD: S1Fmt is ignored.
+        assertEquals(DATA + 0x1000, r.pa(4, -1, 0x1000, RW));
+        // A SubstreamID on a bypass STE: stage 1 is disabled, so C_BAD_SUBSTREAMID.
+        assertEquals(0x1000, r.pa(5, -1, 0x1000, RW));
+        assertEquals(SmmuEvent.C_BAD_SUBSTREAMID.code, r.translate(5, 1, 0x1000, RW).faultCode());
+        assertEquals(4, r.events().size(), "the first was read above");
     }
 
     @Test
