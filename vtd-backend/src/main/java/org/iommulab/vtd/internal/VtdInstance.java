@@ -95,7 +95,8 @@ final class VtdInstance implements IommuInstance {
 
     @Override
     public org.iommulab.api.fault.PageResponse pageRequestStatus(int requesterId, int pasid, int groupIndex) {
-        return closed ? org.iommulab.api.fault.PageResponse.FAILURE : hw.pageRequestStatus(requesterId, pasid, groupIndex);
+        // After close too: the driver answered the pending groups INVALID before it let the unit go.
+        return hw.pageRequestStatus(requesterId, pasid, groupIndex);
     }
 
     @Override

@@ -71,6 +71,7 @@ public final class SmmuDriver implements IommuDriver {
     private static final int IDR5 = 0x14;
     private static final int CR0 = 0x20;
     private static final int CR0ACK = 0x24;
+    private static final int CR2 = 0x2c;
     private static final int GBPA = 0x44;
     private static final int IRQ_CTRL = 0x50;
     private static final int GERROR = 0x60;
@@ -87,6 +88,7 @@ public final class SmmuDriver implements IommuDriver {
     private static final int PRIQ_PROD = 0x100c8;
     private static final int PRIQ_CONS = 0x100cc;
     private static final int SMMUEN = 1;
+    private static final int CR2_RECINVSID = 1 << 1;
     private static final int PRIQEN = 1 << 1;
     private static final int EVTQEN = 1 << 2;
     private static final int CMDQEN = 1 << 3;
@@ -293,6 +295,7 @@ public final class SmmuDriver implements IommuDriver {
                 hw.write(PRIQ_PROD, 0, 4);
                 hw.write(PRIQ_CONS, 0, 4);
             }
+            hw.write(CR2, CR2_RECINVSID, 4); // record invalid StreamIDs (Linux: PTM | RECINVSID; no BTM here)
             hw.write(CR0, CMDQEN, 4);
             ack(CMDQEN);
             live = true; // the command queue is usable from here on

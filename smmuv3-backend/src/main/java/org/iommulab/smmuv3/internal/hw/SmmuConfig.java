@@ -14,7 +14,7 @@ import org.iommulab.api.errno.IommuException;
  * <p>Keys: {@code sidsize} (1-32 StreamID bits), {@code ssidsize} (0-20 SubstreamID bits),
  * {@code oas} (32, 36, 40, 42, 44 or 48 output bits), {@code granules} ({@code all} or a comma list
  * of {@code 4k}, {@code 16k}, {@code 64k}), {@code stage1}, {@code stage2},
- * {@code two-level-stream-table}, {@code two-level-cd-table}, {@code pri} (IDR0.PRI),
+ * {@code two-level-stream-table}, {@code two-level-cd-table}, {@code ats} (IDR0.ATS), {@code pri} (IDR0.PRI, needs ats),
  * {@code range-invalidation} (IDR3.RIL), {@code asid16}, {@code vmid16},
  * {@code cmdq-log2size} and {@code eventq-log2size} (0-19), {@code tlb-size},
  * {@code config-cache-size} (a power of two).
@@ -33,6 +33,7 @@ public final class SmmuConfig {
         d.put("stage2", "true");
         d.put("two-level-stream-table", "true");
         d.put("two-level-cd-table", "true");
+        d.put("ats", "true");
         d.put("pri", "true");
         d.put("range-invalidation", "true");
         d.put("asid16", "true");
@@ -54,6 +55,7 @@ public final class SmmuConfig {
     final boolean stage2;
     final boolean twoLevelStreamTable;
     final boolean twoLevelCd;
+    final boolean ats;
     final boolean pri;
     final boolean rangeInvalidation;
     final boolean asid16;
@@ -105,7 +107,11 @@ public final class SmmuConfig {
         }
         twoLevelStreamTable = bool(v, "two-level-stream-table");
         twoLevelCd = bool(v, "two-level-cd-table");
+        ats = bool(v, "ats");
         pri = bool(v, "pri");
+        if (pri && !ats) {
+            throw new IommuException(Errno.EINVAL, "pri needs ats: IDR0.PRI is RES0 without IDR0.ATS (§6.3.1)");
+        }
         rangeInvalidation = bool(v, "range-invalidation");
         asid16 = bool(v, "asid16");
         vmid16 = bool(v, "vmid16");
@@ -177,6 +183,7 @@ public final class SmmuConfig {
         v |= 2 << 6; // HTTU: access flag and dirty state
         v |= (asid16 ? 1 : 0) << 12;
         v |= 1 << 13; // MSI: CMD_SYNC can signal completion with an MSI write
+        v |= (ats ? 1 : 0) << 10; // ATS: translation requests accepted, ATC invalidation commands legal
         v |= (pri ? 1 : 0) << 16; // PRI: page requests (the PRI queue)
         v |= (vmid16 ? 1 : 0) << 18;
         v |= (twoLevelCd ? 1 : 0) << 19; // CD2L

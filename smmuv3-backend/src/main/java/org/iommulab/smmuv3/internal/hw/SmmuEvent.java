@@ -35,6 +35,14 @@ enum SmmuEvent {
         this.recorded = recorded;
     }
 
+    /**
+     * @return {@code true} for the configuration events (C_BAD_*, F_STREAM_DISABLED, F_STE_FETCH,
+     *     F_CD_FETCH) whose records carry no transaction attributes or input address (§7.3.3-§7.3.11)
+     */
+    boolean configuration() {
+        return code >= 0x02 && code <= 0x0a;
+    }
+
     /** @return the event with this code, or {@code null} */
     static SmmuEvent ofCode(int code) {
         for (SmmuEvent e : values()) {

@@ -75,10 +75,12 @@ public final class SmmuHardware {
     static final int CR0_PRIQEN = 1 << 1;
     static final int CR0_EVTQEN = 1 << 2;
     static final int CR0_CMDQEN = 1 << 3;
+    static final int CR2_RECINVSID = 1 << 1;
     static final int CR0_MASK = 0x1f;
     static final int GBPA_ABORT = 1 << 20;
     static final int GBPA_UPDATE = 1 << 31;
-    static final int GBPA_MASK = 0x001f_3ff0 | GBPA_ABORT;
+    /** MemAttr 3:0, MTCFG 4, ALLOCCFG 11:8, SHCFG 13:12, PRIVCFG 17:16, INSTCFG 19:18, ABORT 20 (§6.3.14). */
+    static final int GBPA_MASK = 0x000f_3f1f | GBPA_ABORT;
     static final int GERROR_CMDQ_ERR = 1;
     static final int GERROR_EVENTQ_ABT_ERR = 1 << 2;
     static final int GERROR_MSI_CMDQ_ABT_ERR = 1 << 4;
@@ -112,7 +114,7 @@ public final class SmmuHardware {
     private volatile int strtabCfg;
     private int cr0;
     private int cr1;
-    private int cr2;
+    private volatile int cr2;
     private int gbpa;
     private int irqCtrl;
     private int gerror;
@@ -223,7 +225,8 @@ public final class SmmuHardware {
             return true;
         }
         faults.increment();
-        if (s.event.recorded) {
+        // §7.3.3: an invalid StreamID is recorded only with CR2.RECINVSID.
+        if (s.event.recorded && (s.event != SmmuEvent.C_BAD_STREAMID || (cr2 & CR2_RECINVSID) != 0)) {
             recordEvent(sid, ssid, address, access, s);
         }
         return false;
@@ -292,8 +295,10 @@ public final class SmmuHardware {
             int mask = (1 << (log2 + 1)) - 1;
             int prod = priqProd & mask;
             int cons = priqCons & mask;
-            if ((prod ^ cons) == 1 << log2) {
-                if ((priqProd & OVFLG) == (priqCons & OVFLG)) {
+            boolean overflowActive = (priqProd & OVFLG) != (priqCons & OVFLG);
+            if (overflowActive || (prod ^ cons) == 1 << log2) {
+                // Full, or an overflow not yet acknowledged, which inhibits new entries (§8.1).
+                if (!overflowActive) {
                     priqProd ^= OVFLG;
                 }
                 pageRequestOverflows++;
@@ -301,8 +306,9 @@ public final class SmmuHardware {
                 return true;
             }
             boolean ssv = ssid != Pasids.NO_PASID;
+            // Exec and Priv come with a PASID prefix only: without SSV they read 0 (§8.1).
             long q0 = (sid & 0xffff_ffffL) | (ssv ? (long) (ssid & 0xfffff) << 32 | 1L << 63 : 0)
-                    | ((access & Access.PRIV) != 0 ? 1L << 58 : 0) | ((access & Access.EXEC) != 0 ? 1L << 59 : 0)
+                    | (ssv && (access & Access.PRIV) != 0 ? 1L << 58 : 0) | (ssv && (access & Access.EXEC) != 0 ? 1L << 59 : 0)
                     | ((access & Access.READ) != 0 ? 1L << 60 : 0) | ((access & Access.WRITE) != 0 ? 1L << 61 : 0)
                     | 1L << 62;
             long q1 = (group & 0x1ff) | (address & ~0xfffL);
@@ -388,15 +394,19 @@ public final class SmmuHardware {
             boolean ssv = ssid != Pasids.NO_PASID;
             long w0 = (s.event.code & 0xff) | (ssv ? 1 << 11 : 0) | (ssv ? (long) (ssid & 0xfffff) << 12 : 0);
             long q0 = w0 | ((long) sid << 32);
-            long w3 = ((access & Access.PRIV) != 0 ? 1 << 1 : 0) /* PnU: 1 privileged */ | ((access & Access.EXEC) != 0 ? 1 << 2 : 0)
-                    | ((access & Access.WRITE) == 0 ? 1 << 3 : 0) | (s.s2 ? 1 << 7 : 0) | (s.eventClass & 3) << 8;
-            long q1 = w3 << 32;
+            boolean read = (access & Access.WRITE) == 0;
+            // PnU 1 (1: privileged), InD 2 (0 for writes), RnW 3, S2 7, CLASS 9:8 (§7.3.13).
+            long w3 = ((access & Access.PRIV) != 0 ? 1 << 1 : 0) | (read && (access & Access.EXEC) != 0 ? 1 << 2 : 0)
+                    | (read ? 1 << 3 : 0) | (s.s2 ? 1 << 7 : 0) | (s.eventClass & 3) << 8;
+            // Configuration events carry no transaction attributes and no input address (RES0).
+            boolean cfg = s.event.configuration();
+            long q1 = cfg ? 0 : w3 << 32;
             long record = (eventqBase & Q_ADDR) + 32L * (prod & ((1 << log2) - 1));
             try {
                 memory.write64(record, q0);
                 memory.write64(record + 8, q1);
-                memory.write64(record + 16, address);
-                memory.write64(record + 24, s.address2);
+                memory.write64(record + 16, cfg ? 0 : address);
+                memory.write64(record + 24, s.address2); // FetchAddr of F_STE_FETCH/F_CD_FETCH, IPA, or 0
             } catch (MemoryAccessException e) {
                 raiseGlobalError(GERROR_EVENTQ_ABT_ERR);
                 return;
@@ -546,7 +556,7 @@ public final class SmmuHardware {
                 break;
             case CR1:
                 if (lo) {
-                    cr1 = low & 0x3f;
+                    cr1 = low & 0xfff; // QUEUE_IC/OC/SH 5:0, TABLE_IC/OC/SH 11:6
                 }
                 if (hi) {
                     cr2 = high & 0x7;
@@ -723,39 +733,57 @@ public final class SmmuHardware {
                 translator.cdCache.invalidateKeys(k -> (k >>> 20) == sid);
                 return CERROR_NONE;
             case 0x10: // CMD_TLBI_NH_ALL
+                if (!config.stage1) {
+                    return CERROR_ILL; // §4.4.2: stage-1 invalidations need S1P
+                }
+                translator.tlb.invalidateTag1(vmid);
+                return CERROR_NONE;
             case 0x28: // CMD_TLBI_S12_VMALL
+                if (!config.stage2) {
+                    return CERROR_ILL; // §4.4.3: needs S2P
+                }
                 translator.tlb.invalidateTag1(vmid);
                 return CERROR_NONE;
             case 0x11: // CMD_TLBI_NH_ASID
+                if (!config.stage1) {
+                    return CERROR_ILL;
+                }
                 translator.tlb.invalidateTag(vmid, asid);
                 return CERROR_NONE;
             case 0x12: // CMD_TLBI_NH_VA
+                if (!config.stage1) {
+                    return CERROR_ILL;
+                }
                 translator.tlb.invalidateRange(vmid, asid, (d1 & ~0xfffL) & SmmuTranslator.KEY_MASK, rangeSize(d0, d1), leaf);
                 return CERROR_NONE;
             case 0x13: // CMD_TLBI_NH_VAA
+                if (!config.stage1) {
+                    return CERROR_ILL;
+                }
                 translator.tlb.invalidateRangeAnyTag2(vmid, (d1 & ~0xfffL) & SmmuTranslator.KEY_MASK, rangeSize(d0, d1), leaf);
                 return CERROR_NONE;
-            case 0x18: // CMD_TLBI_EL3_ALL
-            case 0x1a: // CMD_TLBI_EL3_VA
-            case 0x20: // CMD_TLBI_EL2_ALL
-            case 0x21: // CMD_TLBI_EL2_ASID
-            case 0x22: // CMD_TLBI_EL2_VA
-            case 0x23: // CMD_TLBI_EL2_VAA
             case 0x30: // CMD_TLBI_NSNH_ALL
                 translator.tlb.invalidateAll();
                 return CERROR_NONE;
             case 0x2a: // CMD_TLBI_S2_IPA
+                if (!config.stage2) {
+                    return CERROR_ILL;
+                }
                 translator.tlb.invalidateRange(vmid, SmmuTranslator.S2_ONLY, d1 & 0x000f_ffff_ffff_f000L, rangeSize(d0, d1), leaf);
                 return CERROR_NONE;
-            case 0x40: // CMD_ATC_INV: no ATS, so no ATC to invalidate
-                return CERROR_NONE;
-            case 0x41: // CMD_PRI_RESP: SSV 11, SSID 31:12, SID 63:32; GRPID 8:0, Resp 13:12
+            case 0x40: // CMD_ATC_INV: legal with ATS; no device ATC is modelled, so nothing to invalidate
+                return config.ats ? CERROR_NONE : CERROR_ILL;
+            case 0x41: { // CMD_PRI_RESP: SSV 11, SSID 31:12, SID 63:32; GRPID 8:0, Resp 13:12
+                int resp = (int) (d1 >>> 12) & 3;
+                if (!config.pri || resp == 3) {
+                    return CERROR_ILL; // §4.5.2: needs IDR0.PRI; Resp 0b11 is reserved
+                }
                 priRespond((int) (d0 >>> 32), (d0 & (1L << 11)) != 0 ? (int) (d0 >>> 12) & 0xfffff : Pasids.NO_PASID,
-                        (int) d1 & 0x1ff, (int) (d1 >>> 12) & 3);
+                        (int) d1 & 0x1ff, resp);
                 return CERROR_NONE;
-            case 0x44: // CMD_RESUME: no stalls
-            case 0x45: // CMD_STALL_TERM
-                return CERROR_NONE;
+            }
+            // CMD_TLBI_EL2_* (no IDR0.Hyp), CMD_TLBI_EL3_* (Secure only) and CMD_RESUME/CMD_STALL_TERM
+            // (IDR0.STALL_MODEL 0b01: no stalls) are illegal here (§4.4.2, §4.7).
             case 0x46: // CMD_SYNC
                 return sync(d0, d1);
             default:

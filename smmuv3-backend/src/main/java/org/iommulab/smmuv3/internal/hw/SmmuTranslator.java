@@ -312,12 +312,17 @@ final class SmmuTranslator {
             return true;
         }
         long generation = steCache.generation();
+        // §6.3.25: FMT 0b10/0b11 (and 0b01 without two-level support) behave as linear; SPLIT
+        // values other than 6, 8 and 10 behave as 6.
         int fmt = (cfg >>> 16) & 3;
         long steAddress;
-        if (fmt == 0) {
+        if (fmt != 1 || !config.twoLevelStreamTable) {
             steAddress = base + sidU * 64;
-        } else if (fmt == 1 && config.twoLevelStreamTable) {
+        } else {
             int split = (cfg >>> 6) & 0x1f;
+            if (split != 8 && split != 10) {
+                split = 6;
+            }
             long l1 = base + (sidU >>> split) * 8;
             long desc;
             try {
@@ -328,17 +333,14 @@ final class SmmuTranslator {
             }
             int span = (int) desc & 0x1f;
             s.note("L1STD", l1, desc, span == 0 ? "invalid" : String.format("L2 table 0x%x, span %d", desc & ADDR_51_6, span));
-            if (span == 0) {
-                return fail(s, out, SmmuEvent.C_BAD_STREAMID);
+            if (span == 0 || span > 11 || span > split + 1) {
+                return fail(s, out, SmmuEvent.C_BAD_STREAMID); // invalid, reserved or wider than SPLIT (§5.1)
             }
-            span = Math.min(span, split + 1);
             long low = sidU & ((1L << split) - 1);
             if ((low >>> (span - 1)) != 0) {
                 return fail(s, out, SmmuEvent.C_BAD_STREAMID);
             }
             steAddress = (desc & ADDR_51_6) + low * 64;
-        } else {
-            return fail(s, out, SmmuEvent.C_BAD_STREAMID);
         }
         try {
             for (int i = 0; i < 8; i++) {

@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.List;
 import java.util.Map;
 
 import org.iommulab.api.translation.Access;
@@ -164,10 +165,6 @@ class SmmuCommandTest {
         s.r.cmd(TLBI_NH_VAA | vmidAsid(0, 0), 0x5000);
         s.r.sync();
         s.assertNew(1, 0x5000);
-        s.cacheAndRemap(1, 0x7000);
-        s.r.cmd(TLBI_EL2_ALL, 0);
-        s.r.sync();
-        s.assertNew(1, 0x7000);
         s.cacheAndRemap(2, 0x7000);
         s.r.cmd(TLBI_NSNH_ALL, 0);
         s.r.sync();
@@ -256,6 +253,30 @@ class SmmuCommandTest {
         assertEquals(2, s.r.r32(SmmuRig.CMDQ_CONS) & 0x1ff);
         s.assertNew(1, 0x1000);
         assertNotEquals(0, s.r.hw.statistics().get("command-errors"));
+    }
+
+    @Test
+    void commandsTheUnitDoesNotImplementAreIllegal() {
+        // EL2 (no IDR0.Hyp), RESUME (no stalls); and without stage 1, ATS and PRI their commands too.
+        for (Map<String, String> cfg : List.of(Map.<String, String>of(),
+                Map.of("stage1", "false", "ats", "false", "pri", "false"))) {
+            SmmuRig r = new SmmuRig(cfg);
+            r.enable();
+            List<long[]> illegal = new java.util.ArrayList<>(List.of(new long[] {TLBI_EL2_ALL, 0}, new long[] {0x44, 0},
+                    new long[] {0x41, 3L << 12})); // PRI_RESP with the reserved Resp 0b11
+            if (!cfg.isEmpty()) {
+                illegal.addAll(List.of(new long[] {TLBI_NH_ALL, 0}, new long[] {TLBI_NH_ASID, 0},
+                        new long[] {0x40, 0}, new long[] {0x41, 0}));
+            }
+            for (long[] c : illegal) {
+                r.cmd(c[0], c[1]);
+                assertEquals(1, (r.r32(SmmuRig.CMDQ_CONS) >>> 24) & 0x7f, () -> "CERROR_ILL for 0x" + Long.toHexString(c[0]));
+                long gerror = r.r32(SmmuRig.GERROR);
+                r.ram.write64(SmmuRig.CMDQ + 16L * (r.r32(SmmuRig.CMDQ_CONS) & 0xff), CMD_SYNC);
+                r.w32(SmmuRig.GERRORN, gerror); // acknowledged: the queue resumes
+                assertEquals(r.r32(SmmuRig.CMDQ_PROD) & 0x1ff, r.r32(SmmuRig.CMDQ_CONS) & 0x1ff);
+            }
+        }
     }
 
     @Test

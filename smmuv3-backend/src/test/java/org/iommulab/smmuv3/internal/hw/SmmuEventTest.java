@@ -2,6 +2,7 @@ package org.iommulab.smmuv3.internal.hw;
 
 import static org.iommulab.smmuv3.internal.hw.SmmuRig.CFG_ABORT;
 import static org.iommulab.smmuv3.internal.hw.SmmuRig.CFG_NESTED;
+import static org.iommulab.smmuv3.internal.hw.SmmuRig.CFG_BYPASS;
 import static org.iommulab.smmuv3.internal.hw.SmmuRig.CFG_S1;
 import static org.iommulab.smmuv3.internal.hw.SmmuRig.CFG_S2;
 import static org.iommulab.smmuv3.internal.hw.SmmuRig.DATA;
@@ -72,8 +73,8 @@ class SmmuEventTest {
         assertEquals(0x02, e.type);
         assertEquals(16, e.sid);
         assertFalse(e.ssv);
-        assertTrue(e.rnw);
-        assertFalse(e.pnu, "PnU 0: unprivileged");
+        assertFalse(e.rnw, "configuration events carry no transaction attributes (RES0)");
+        assertEquals(0, e.input, "nor an input address");
 
         for (int sid : new int[] {1, 2, 3, 4, 9}) {
             expect(r, r.translate(sid, -1, 0x1000, Access.WRITE | Access.PRIV), SmmuEvent.C_BAD_STE);
@@ -81,7 +82,7 @@ class SmmuEventTest {
             assertEquals(0x04, e.type);
             assertEquals(sid, e.sid);
             assertFalse(e.rnw);
-            assertTrue(e.pnu, "PnU 1: privileged");
+            assertFalse(e.pnu, "RES0 in a configuration event");
         }
         expect(r, r.translate(5, -1, 0x1000, RW), SmmuEvent.F_CD_FETCH);
         e = r.event();
@@ -97,7 +98,7 @@ class SmmuEventTest {
         assertEquals(0x08, e.type);
         assertTrue(e.ssv);
         assertEquals(3, e.ssid);
-        assertTrue(e.ind);
+        assertFalse(e.ind, "RES0 in a configuration event");
         // Config abort: terminated without an event.
         Translation t = r.translate(10, -1, 0x1000, RW);
         assertFalse(t.isSuccess());
@@ -149,6 +150,10 @@ class SmmuEventTest {
         e = r.event();
         assertEquals(0x13, e.type);
         assertFalse(e.rnw);
+        assertFalse(e.pnu, "PnU 0: unprivileged");
+        assertFalse(e.ind, "InD is 0 for a write");
+        expect(r, r.translate(1, -1, 0x5000, Access.READ | Access.PRIV), SmmuEvent.F_TRANSLATION);
+        assertTrue(r.event().pnu, "PnU 1: privileged");
         assertEquals(0x1008, e.input);
         expect(r, r.translate(1, -1, 0x1008, Access.READ | Access.EXEC), SmmuEvent.F_PERMISSION); // UXN
         assertTrue(r.event().ind);
@@ -162,7 +167,7 @@ class SmmuEventTest {
         assertEquals(3, e.sid);
         assertEquals(UNBACKED, e.address2);
         assertEquals(SmmuTranslator.CLASS_TT, e.cls, "a stage-1 descriptor fetch abort is CLASS TT (§7.3.12)");
-        assertEquals(7, r.hw.statistics().get("events"));
+        assertEquals(8, r.hw.statistics().get("events"));
     }
 
     @Test
@@ -224,6 +229,26 @@ class SmmuEventTest {
     }
 
     @Test
+    void streamTableConfigurationRules() {
+        SmmuRig r = new SmmuRig();
+        long l2 = r.cdArea(64 * 64);
+        r.writeWords(l2 + 64 * 5, new Ste(CFG_BYPASS).w);
+        r.enableTwoLevel(12, 7); // SPLIT 7 is not 6, 8 or 10: behaves as 6
+        r.l1std(1, l2, 7); // StreamIDs 64-127, Span 7 = SPLIT + 1
+        assertTrue(r.translate(64 + 5, -1, 0x1000, RW).isSuccess(), "SPLIT 7 behaved as 6");
+        r.l1std(1, l2, 8); // Span wider than SPLIT + 1
+        r.cmd(0x04, 31); // CMD_CFGI_STE_RANGE, all
+        r.sync();
+        expect(r, r.translate(64 + 5, -1, 0x1000, RW), SmmuEvent.C_BAD_STREAMID);
+        // FMT 0b10 is reserved and behaves as linear.
+        r.ste(3, new Ste(CFG_BYPASS));
+        r.cr0(0);
+        r.w32(SmmuRig.STRTAB_BASE_CFG, 8 | 2 << 16);
+        r.enableQueuesAndSmmu();
+        assertTrue(r.translate(3, -1, 0x1000, RW).isSuccess(), "FMT 0b10 read as linear");
+    }
+
+    @Test
     void gbpaAbortAndDisabledQueue() {
         SmmuRig r = new SmmuRig();
         r.w32(SmmuRig.GBPA, 1 << 20); // without UPDATE: ignored
@@ -237,6 +262,10 @@ class SmmuEventTest {
         r.w64(SmmuRig.STRTAB_BASE, SmmuRig.STRTAB);
         r.w32(SmmuRig.STRTAB_BASE_CFG, 2);
         r.cr0(SmmuRig.SMMUEN);
+        // Without CR2.RECINVSID an invalid StreamID is not recorded at all (§7.3.3).
+        expect(r, r.translate(100, -1, 0, RW), SmmuEvent.C_BAD_STREAMID);
+        assertEquals(0, r.hw.statistics().get("events-discarded"));
+        r.w32(0x2c, 1 << 1);
         expect(r, r.translate(100, -1, 0, RW), SmmuEvent.C_BAD_STREAMID);
         assertEquals(1, r.hw.statistics().get("events-discarded"));
     }

@@ -92,5 +92,24 @@ class SmmuPriTest {
         assertEquals(1L << 31, rig.r32(PRIQ_PROD) & (1L << 31), "PRIQ_PROD.OVFLG");
         assertEquals(PageResponse.SUCCESS, rig.hw.pageRequestStatus(SID, Pasids.NO_PASID, 3));
         assertNull(rig.hw.pageRequestStatus(SID, Pasids.NO_PASID, 1), "queued ones wait for software");
+        // Software consumes one entry but has not acknowledged the overflow: still no new entries (§8.1).
+        rig.w32(PRIQ_CONS, 1);
+        assertTrue(rig.hw.pageRequest(SID, Pasids.NO_PASID, 0x4000, Access.READ, 4));
+        assertEquals(PageResponse.SUCCESS, rig.hw.pageRequestStatus(SID, Pasids.NO_PASID, 4), "answered by the unit");
+        assertEquals(2, rig.r32(PRIQ_PROD) & 3, "nothing written");
+        // OVACKFLG = OVFLG: entries flow again.
+        rig.w32(PRIQ_CONS, 1 | 1 << 31);
+        assertTrue(rig.hw.pageRequest(SID, 7, 0x5000, Access.READ | Access.PRIV | Access.EXEC, 5));
+        assertNull(rig.hw.pageRequestStatus(SID, 7, 5), "queued");
+        assertEquals(3, rig.r32(PRIQ_PROD) & 3);
+    }
+
+    @Test
+    void privAndExecNeedASubstreamId() {
+        SmmuRig rig = rig(4);
+        assertTrue(rig.hw.pageRequest(SID, Pasids.NO_PASID, 0x1000, Access.READ | Access.PRIV | Access.EXEC, 1));
+        long q0 = rig.ram.read64(PRIQ);
+        assertEquals(0, (q0 >>> 58) & 3, "Priv and Exec are 0 without SSV");
+        assertEquals(1, (q0 >>> 60) & 1, "read");
     }
 }

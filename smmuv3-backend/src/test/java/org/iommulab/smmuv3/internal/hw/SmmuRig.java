@@ -150,6 +150,7 @@ final class SmmuRig {
     }
 
     void enableQueuesAndSmmu() {
+        w32(0x2c, 1 << 1); // CR2.RECINVSID: record C_BAD_STREAMID, as Linux does
         w64(CMDQ_BASE, CMDQ | cmdqLog2);
         w32(CMDQ_PROD, 0);
         w32(CMDQ_CONS, 0);

@@ -452,12 +452,16 @@ public final class VtdDriver implements IommuDriver {
     @Override
     public void pageResponse(int requesterId, int pasid, int groupIndex, PageResponse response) throws IommuException {
         long key = groupKey(requesterId, pasid, groupIndex);
-        if (!pendingGroups.contains(key)) {
+        if (!pendingGroups.remove(key)) { // claimed atomically: a group is answered once
             throw new IommuException(Errno.ENOENT, String.format("no page request group %d pending for %04x PASID %d",
                     groupIndex, requesterId, pasid));
         }
-        respond(requesterId, pasid, groupIndex, response);
-        pendingGroups.remove(key);
+        try {
+            respond(requesterId, pasid, groupIndex, response);
+        } catch (IommuException e) {
+            pendingGroups.add(key);
+            throw e;
+        }
     }
 
     /** Page group response descriptor (type 9): PASID present, response code, RID, PASID; LPIG and group index. */
@@ -558,6 +562,14 @@ public final class VtdDriver implements IommuDriver {
     public synchronized void close() {
         if (closed) {
             return;
+        }
+        // IommuInstance.close: groups still waiting are answered INVALID while the queue runs.
+        for (long key : pendingGroups) {
+            try {
+                respond((int) (key >>> 32), (int) ((key >>> 9) & 0x7f_ffff) - 1, (int) key & 0x1ff, PageResponse.INVALID);
+            } catch (IommuException e) {
+                // the queue is stuck: nothing more can be answered
+            }
         }
         closed = true;
         if (queue != null) {

@@ -252,6 +252,12 @@ class VtdDriverTest {
         // A device that is not attached has no PRE in its context entry: no page requests.
         assertFalse(hw.pageRequest(0x0300, Pasids.NO_PASID, 0x1000, Access.READ, 1));
         assertEquals(2L, hw.statistics().get("page-requests"));
+        // Closing answers what is still pending INVALID: the device does not wait forever.
+        assertTrue(hw.pageRequest(SID, hpasid, 0x2000_0000L, Access.READ, 7));
+        driver.close();
+        assertEquals(org.iommulab.api.fault.PageResponse.INVALID, hw.pageRequestStatus(SID, hpasid, 7));
+        assertEquals(Errno.ENODEV, assertThrows(IommuException.class,
+                () -> driver.allocateDomain(DomainType.UNMANAGED)).errno());
     }
 
     @Test
