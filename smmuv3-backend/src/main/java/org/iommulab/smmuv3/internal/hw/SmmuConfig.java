@@ -189,6 +189,7 @@ public final class SmmuConfig {
         v |= (twoLevelCd ? 1 : 0) << 19; // CD2L
         v |= 2 << 21; // TTENDIAN: little endian only
         v |= 1 << 24; // STALL_MODEL: stall not supported
+        v |= 1 << 26; // TERM_MODEL: terminated transactions abort (CD.A must be 1)
         v |= (twoLevelStreamTable ? 1 : 0) << 27; // ST_LEVEL
         return v;
     }

@@ -226,7 +226,7 @@ public final class SmmuHardware {
         }
         faults.increment();
         // §7.3.3: an invalid StreamID is recorded only with CR2.RECINVSID.
-        if (s.event.recorded && (s.event != SmmuEvent.C_BAD_STREAMID || (cr2 & CR2_RECINVSID) != 0)) {
+        if (s.event.recorded && s.record && (s.event != SmmuEvent.C_BAD_STREAMID || (cr2 & CR2_RECINVSID) != 0)) {
             recordEvent(sid, ssid, address, access, s);
         }
         return false;

@@ -44,6 +44,10 @@ final class SmmuTranslator {
     static final int CLASS_CD = 0;
     static final int CLASS_TT = 1;
     static final int CLASS_IN = 2;
+    /** CD.R (bit 45) and CD.A (bit 46), in the CD's second word; STE.S2R (bit 186) in the sixth. */
+    private static final int CD_R = 1 << 13;
+    private static final int CD_A = 1 << 14;
+    private static final int STE_S2R = 1 << 26;
     static final long KEY_MASK = 0x00ff_ffff_ffff_ffffL;
     private static final long ADDR_51_6 = 0x000f_ffff_ffff_ffc0L;
     private static final long ADDR_51_12 = 0x000f_ffff_ffff_f000L;
@@ -68,6 +72,8 @@ final class SmmuTranslator {
         final TlbHit hit = new TlbHit();
         /** The event to record, or {@code null}. */
         SmmuEvent event;
+        /** {@code false} when CD.R or STE.S2R says the fault is not recorded (§5.4, §5.2). */
+        boolean record;
         boolean s2;
         int eventClass;
         /** IPA (stage-2 faults) or fetch address (F_STE_FETCH, F_CD_FETCH, F_WALK_EABT). */
@@ -123,6 +129,7 @@ final class SmmuTranslator {
     boolean translate(long strtabBase, int strtabCfg, int sid, int ssid, long address, int access, boolean update,
             Translation out, Scratch s) {
         s.event = null;
+        s.record = true;
         s.s2 = false;
         s.eventClass = 0;
         s.address2 = 0;
@@ -209,6 +216,7 @@ final class SmmuTranslator {
         if (epd || top != (upper ? -1L : 0L)) {
             s.event = SmmuEvent.F_TRANSLATION;
             s.eventClass = CLASS_IN;
+            s.record = (c1 & CD_R) != 0;
             out.fault(s.event.kind, Stage.STAGE1, s.event.code, s.event.spec, 0, address);
             return false;
         }
@@ -252,10 +260,17 @@ final class SmmuTranslator {
         return true;
     }
 
-    /** Fills the event fields from a failed walk; {@code stage2Class} is the CLASS of a final stage-2 fault. */
+    /**
+     * Fills the event fields from a failed walk; {@code stage2Class} is the CLASS of a final stage-2
+     * fault. Translation, address size, access flag and permission faults are recorded only if
+     * the stage's R bit says so: STE.S2R for stage 2, CD.R for stage 1 (QEMU's PTW_RECORD_FAULT).
+     */
     private static void walkFailed(WalkResult w, int stage2Class, Scratch s) {
         s.event = eventOf(w.fault());
         s.s2 = w.faultStage() == Stage.STAGE2;
+        if (s.event != SmmuEvent.F_WALK_EABT) {
+            s.record = s.s2 ? (word(s.ste, 5) & STE_S2R) != 0 : (word(s.cd, 1) & CD_R) != 0;
+        }
         // §7.3.12-16: a stage-1 fault is CLASS IN, a stage-1 descriptor fetch abort CLASS TT.
         s.eventClass = s.s2 ? (w.faultDuringTableFetch() ? CLASS_TT : stage2Class)
                 : s.event == SmmuEvent.F_WALK_EABT ? CLASS_TT : CLASS_IN;
@@ -467,10 +482,11 @@ final class SmmuTranslator {
             return fail(s, out, SmmuEvent.F_CD_FETCH);
         }
         s.note("CD " + cdIndex, s.fetched, s.cd[0], String.format(
-                "V %d, T0SZ %d, TG0 %d, EPD0 %d, T1SZ %d, TG1 %d, EPD1 %d, IPS %d, AA64 %d, HA %d, HD %d, ASID %d, TTB0 0x%x, TTB1 0x%x",
+                "V %d, T0SZ %d, TG0 %d, EPD0 %d, T1SZ %d, TG1 %d, EPD1 %d, IPS %d, AA64 %d, HA %d, HD %d, R %d, A %d, ASID %d, TTB0 0x%x, TTB1 0x%x",
                 (word(s.cd, 0) >>> 31) & 1, word(s.cd, 0) & 0x3f, (word(s.cd, 0) >>> 6) & 3, (word(s.cd, 0) >>> 14) & 1,
                 (word(s.cd, 0) >>> 16) & 0x3f, (word(s.cd, 0) >>> 22) & 3, (word(s.cd, 0) >>> 30) & 1, word(s.cd, 1) & 7,
                 (word(s.cd, 1) >>> 9) & 1, (word(s.cd, 1) >>> 11) & 1, (word(s.cd, 1) >>> 10) & 1,
+                (word(s.cd, 1) >>> 13) & 1, (word(s.cd, 1) >>> 14) & 1,
                 (word(s.cd, 1) >>> 16) & 0xffff, s.cd[1] & ADDR_51_4, s.cd[2] & ADDR_51_4));
         if (!validCd(s.cd)) {
             return fail(s, out, SmmuEvent.C_BAD_CD);
@@ -487,6 +503,9 @@ final class SmmuTranslator {
         int c1 = word(cd, 1);
         if ((c0 & (1 << 31)) == 0 || (c1 & (1 << 9)) == 0 || (c0 & (1 << 15)) != 0) {
             return false; // V = 0, AA64 = 0 (AArch32 tables) or ENDI = 1 (big endian)
+        }
+        if ((c1 & CD_A) == 0) {
+            return false; // IDR0.TERM_MODEL 1: terminated transactions always abort, A = 0 is ILLEGAL
         }
         if ((c0 & (1 << 14)) == 0 && s1Format(c0, c1, false) == null) {
             return false;

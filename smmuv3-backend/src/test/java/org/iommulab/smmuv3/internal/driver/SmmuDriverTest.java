@@ -228,9 +228,9 @@ class SmmuDriverTest {
         IoPageTable s1 = IoPageTable.create(ArmStage1.of(ArmGranule.G4K, 16, 48, false, false, false), mem, guestPool,
                 FlushOps.NONE);
         s1.map(IOVA, DATA_IPA, 0x1000, RW);
-        // CD: T0SZ 16, TG0 4K, EPD1, V; IPS 48, AA64, ASID; TTB0 (an IPA: guest memory).
+        // CD: T0SZ 16, TG0 4K, EPD1, V; IPS 48, AA64, R, A, ASID; TTB0 (an IPA: guest memory).
         long w0 = 16 | 1L << 30 | 1L << 31;
-        long w1 = 5 | 1L << 9 | (long) ASID << 16;
+        long w1 = 5 | 1L << 9 | 1L << 13 | 1L << 14 | (long) ASID << 16;
         mem.write64(CD_PA + 64, w0 | w1 << 32);
         mem.write64(CD_PA + 64 + 8, s1.root());
         return s1;
@@ -269,7 +269,7 @@ class SmmuDriverTest {
         d.map(DATA_IPA + 0x1000, DATA_PA + 0x1000, 0x1000, RW);
 
         // The guest changes its CD (another ASID): stale until CFGI_CD.
-        mem.write64(CD_PA + 64, (16 | 1L << 30 | 1L << 31) | ((5 | 1L << 9 | 7L << 16) << 32));
+        mem.write64(CD_PA + 64, (16 | 1L << 30 | 1L << 31) | ((5 | 1L << 9 | 3L << 13 | 7L << 16) << 32));
         driver.cacheInvalidate(d, SID, CacheInvalidation.pasid(Set.of(CacheType.PASID, CacheType.IOTLB), 1, ASID), null);
         assertTrue(hw.translate(SID, 1, IOVA + 0x678, Access.READ, t));
         assertEquals(DATA_PA + 0x1678, t.outputAddress());

@@ -229,6 +229,34 @@ class SmmuEventTest {
     }
 
     @Test
+    void recordBitsAndCdA() {
+        SmmuRig r = new SmmuRig();
+        IoPageTable quiet = s1Stream(r, 1, new Cd(16, 0, 1, 0).w1(0, 1 << 13)); // CD.R = 0
+        SmmuRig.map(quiet, 0x1000, DATA, 0x1000, IommuDomain.PROT_READ);
+        long cdAbort = r.cdArea(64);
+        r.cd(cdAbort, new Cd(16, 0, 3, UNBACKED).w1(0, 1 << 13)); // R = 0 but the walk aborts
+        r.ste(3, new Ste(CFG_S1).s1(cdAbort, 0, 0));
+        IoPageTable s2 = r.s2Table(ArmGranule.G4K, 24, 1);
+        Ste s2quiet = new Ste(CFG_S2).s2(1, 24, 1, 0, 5, s2.root());
+        s2quiet.w[5] &= ~(1 << 26); // STE.S2R = 0
+        r.ste(4, s2quiet);
+        s1Stream(r, 5, new Cd(16, 0, 5, 0).w1(0, 1 << 14)); // CD.A = 0
+        r.enable();
+        // The transaction still faults with its code, but nothing is recorded.
+        assertEquals(SmmuEvent.F_TRANSLATION.code, r.translate(1, -1, 0x5000, Access.READ).faultCode());
+        assertEquals(SmmuEvent.F_PERMISSION.code, r.translate(1, -1, 0x1000, Access.WRITE).faultCode());
+        assertEquals(SmmuEvent.F_TRANSLATION.code, r.translate(1, -1, 1L << 50, Access.READ).faultCode());
+        assertEquals(SmmuEvent.F_TRANSLATION.code, r.translate(4, -1, 0x5000, Access.READ).faultCode());
+        assertTrue(r.events().isEmpty(), "CD.R and STE.S2R clear: no records");
+        // An external abort is recorded whatever R says.
+        expect(r, r.translate(3, -1, 0x1000, Access.READ), SmmuEvent.F_WALK_EABT);
+        assertEquals(0x0b, r.event().type);
+        // TERM_MODEL 1: a CD with A = 0 is ILLEGAL.
+        assertEquals(1, (r.r32(SmmuRig.IDR0) >>> 26) & 1, "IDR0.TERM_MODEL");
+        expect(r, r.translate(5, -1, 0x1000, Access.READ), SmmuEvent.C_BAD_CD);
+    }
+
+    @Test
     void streamTableConfigurationRules() {
         SmmuRig r = new SmmuRig();
         long l2 = r.cdArea(64 * 64);

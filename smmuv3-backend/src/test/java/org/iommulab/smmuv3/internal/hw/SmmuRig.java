@@ -210,7 +210,7 @@ final class SmmuRig {
         /** tg0: 0 4K, 1 64K, 2 16K. */
         Cd(int t0sz, int tg0, int asid, long ttb0) {
             w[0] = t0sz | tg0 << 6 | 1 << 30 /* EPD1 */ | 1 << 31;
-            w[1] = 5 /* IPS 48 */ | 1 << 9 /* AA64 */ | asid << 16;
+            w[1] = 5 /* IPS 48 */ | 1 << 9 /* AA64 */ | 1 << 13 /* R */ | 1 << 14 /* A */ | asid << 16;
             w[2] = (int) (ttb0 & 0xffff_fff0L);
             w[3] = (int) (ttb0 >>> 32);
         }
