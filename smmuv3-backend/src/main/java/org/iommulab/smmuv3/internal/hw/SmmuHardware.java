@@ -375,7 +375,8 @@ public final class SmmuHardware {
         boolean interrupt = false;
         lock.lock();
         try {
-            if ((cr0 & CR0_EVTQEN) == 0) {
+            // §7.2: no records while the queue is disabled or an EVENTQ_ABT_ERR is unacknowledged.
+            if ((cr0 & CR0_EVTQEN) == 0 || ((gerror ^ gerrorn) & GERROR_EVENTQ_ABT_ERR) != 0) {
                 eventsDiscarded++;
                 return;
             }

@@ -413,6 +413,10 @@ final class SmmuTranslator {
             if ((w5 & (1 << 19)) == 0 || (w5 & (1 << 20)) != 0) {
                 return false; // S2AA64 = 0 (AArch32 tables) or S2ENDI = 1 (big endian) unsupported
             }
+            long s2ttb = (((long) word(ste, 7) << 32) | (word(ste, 6) & 0xffff_ffffL)) & ADDR_51_4;
+            if ((s2ttb >>> config.addressBits(Math.min((w5 >>> 16) & 7, 6))) != 0) {
+                return false; // §5.2: S2TTB beyond the effective S2PS is ILLEGAL, not an address-size fault
+            }
             return s2Format(w5) != null;
         }
         return true;
@@ -506,6 +510,11 @@ final class SmmuTranslator {
         }
         if ((c1 & CD_A) == 0) {
             return false; // IDR0.TERM_MODEL 1: terminated transactions always abort, A = 0 is ILLEGAL
+        }
+        int ipsBits = config.addressBits(Math.min(c1 & 7, 6));
+        if (((c0 & (1 << 14)) == 0 && ((cd[1] & ADDR_51_4) >>> ipsBits) != 0)
+                || ((c0 & (1 << 30)) == 0 && ((cd[2] & ADDR_51_4) >>> ipsBits) != 0)) {
+            return false; // §5.4: a TTB beyond the effective IPS is ILLEGAL
         }
         if ((c0 & (1 << 14)) == 0 && s1Format(c0, c1, false) == null) {
             return false;

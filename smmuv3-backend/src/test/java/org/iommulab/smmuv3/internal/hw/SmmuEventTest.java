@@ -257,6 +257,23 @@ class SmmuEventTest {
     }
 
     @Test
+    void tableBasesBeyondTheOutputSizeAreIllegal() {
+        SmmuRig r = new SmmuRig();
+        r.ste(1, new Ste(CFG_S2).s2(1, 24, 1, 0, 5, 1L << 48)); // S2TTB beyond S2PS 48 bits
+        long cd = r.cdArea(64);
+        r.cd(cd, new Cd(16, 0, 1, 1L << 33).w1(0, 7)); // IPS 32 bits, TTB0 at 8 GiB
+        r.ste(2, new Ste(CFG_S1).s1(cd, 0, 0));
+        long cdEpd = r.cdArea(64);
+        r.cd(cdEpd, new Cd(16, 0, 1, 1L << 33).w1(0, 7).w0(1 << 14, 0).ttb1(16, 2, 0x1000)); // TTB0 unused: EPD0
+        r.ste(3, new Ste(CFG_S1).s1(cdEpd, 0, 0));
+        r.enable();
+        expect(r, r.translate(1, -1, 0x1000, Access.READ), SmmuEvent.C_BAD_STE);
+        expect(r, r.translate(2, -1, 0x1000, Access.READ), SmmuEvent.C_BAD_CD);
+        // With EPD0 set, TTB0 is not used, so its value does not matter: a TTB1-range walk runs.
+        assertEquals(SmmuEvent.F_TRANSLATION.code, r.translate(3, -1, 0x1000, Access.READ).faultCode());
+    }
+
+    @Test
     void streamTableConfigurationRules() {
         SmmuRig r = new SmmuRig();
         long l2 = r.cdArea(64 * 64);
