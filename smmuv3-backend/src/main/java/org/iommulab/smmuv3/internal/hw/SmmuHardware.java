@@ -212,7 +212,8 @@ public final class SmmuHardware {
     public boolean translate(int sid, int ssid, long address, int access, Translation out) {
         translations.increment();
         if (!smmuEnabled) {
-            if (bypassAbort) {
+            // GBPA bypass, or abort; an address beyond the OAS cannot bypass (§3.4) and aborts silently.
+            if (bypassAbort || (address >>> config.oas) != 0) {
                 faults.increment();
                 out.fault(FaultKind.BLOCKED, Stage.CONFIG, SmmuEvent.ABORT.code, SmmuEvent.ABORT.spec, 0, address);
                 return false;

@@ -147,6 +147,9 @@ final class SmmuTranslator {
             if (hasSsid) {
                 return fail(s, out, SmmuEvent.C_BAD_SUBSTREAMID); // §5.2 S1Fmt: stage 1 disabled, bypass included
             }
+            if (beyondIas(address)) {
+                return addressSize(s, out, address);
+            }
             out.success(address, 12, Access.READ | Access.WRITE | Access.EXEC);
             return true;
         }
@@ -167,6 +170,9 @@ final class SmmuTranslator {
         if (!s1) {
             if (hasSsid) {
                 return fail(s, out, SmmuEvent.C_BAD_SUBSTREAMID);
+            }
+            if (beyondIas(address)) {
+                return addressSize(s, out, address);
             }
             return walk(null, 0, s2f, s2ttb, vmid, S2_ONLY, address, address, access, update, out, s);
         }
@@ -189,6 +195,9 @@ final class SmmuTranslator {
             cdIndex = 0;
         } else if (s1dss == 1) {
             // Stage 1 bypassed for transactions without a SubstreamID.
+            if (beyondIas(address)) {
+                return addressSize(s, out, address);
+            }
             if (!s2) {
                 out.success(address, 12, Access.READ | Access.WRITE | Access.EXEC);
                 return true;
@@ -610,6 +619,22 @@ final class SmmuTranslator {
             s2Formats[index] = f;
         }
         return f;
+    }
+
+    /**
+     * §3.4: with stage 1 bypassed the input must fit the input address size, which with AArch64
+     * tables only (IDR0.TTF 0b10) is the OAS.
+     */
+    private boolean beyondIas(long address) {
+        return (address >>> config.oas) != 0;
+    }
+
+    /** A stage-1 F_ADDR_SIZE for an input the bypassed stage 1 cannot take (S2 0, CLASS IN). */
+    private static boolean addressSize(Scratch s, Translation out, long address) {
+        s.event = SmmuEvent.F_ADDR_SIZE;
+        s.eventClass = CLASS_IN;
+        out.fault(s.event.kind, Stage.STAGE1, s.event.code, s.event.spec, 0, address);
+        return false;
     }
 
     private static boolean fail(Scratch s, Translation out, SmmuEvent event) {

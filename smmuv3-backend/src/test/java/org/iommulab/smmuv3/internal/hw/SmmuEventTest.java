@@ -274,6 +274,29 @@ class SmmuEventTest {
     }
 
     @Test
+    void bypassedInputsBeyondTheOasAreAddressSizeFaults() {
+        SmmuRig r = new SmmuRig(java.util.Map.of("oas", "40"));
+        assertTrue(r.translate(1, -1, 0x1000, RW).isSuccess(), "SMMUEN 0: GBPA bypass below the OAS");
+        Translation t = r.translate(1, -1, 1L << 40, RW);
+        assertEquals(FaultKind.BLOCKED, t.faultKind(), "beyond the OAS a bypassing transaction aborts");
+        IoPageTable s2 = r.s2Table(ArmGranule.G4K, 24, 1);
+        SmmuRig.map(s2, 0x1000, DATA, 0x1000);
+        r.ste(1, new Ste(CFG_BYPASS));
+        r.ste(2, new Ste(CFG_S2).s2(1, 24, 1, 0, 2, s2.root()));
+        r.enable();
+        assertEquals(0x1000, r.pa(1, -1, 0x1000, RW));
+        expect(r, r.translate(1, -1, 1L << 40, RW), SmmuEvent.F_ADDR_SIZE);
+        Event e = r.event();
+        assertEquals(1L << 40, e.input);
+        assertFalse(e.s2, "stage 1 (bypassed) reports it");
+        assertEquals(SmmuTranslator.CLASS_IN, e.cls);
+        expect(r, r.translate(2, -1, 1L << 40, RW), SmmuEvent.F_ADDR_SIZE);
+        assertFalse(r.event().s2);
+        expect(r, r.translate(2, -1, 1L << 39, RW), SmmuEvent.F_TRANSLATION); // inside the IAS, unmapped: stage 2
+        assertTrue(r.event().s2);
+    }
+
+    @Test
     void streamTableConfigurationRules() {
         SmmuRig r = new SmmuRig();
         long l2 = r.cdArea(64 * 64);
