@@ -671,7 +671,10 @@ public final class SmmuDriver implements IommuDriver {
                             : CMD_TLBI_NH_VA | ((long) vmid << 32) | (asid << 48);
                     long all = asid < 0 ? CMD_TLBI_NH_ALL | ((long) vmid << 32)
                             : CMD_TLBI_NH_ASID | ((long) vmid << 32) | (asid << 48);
-                    rangeCommands(cmds, base, all, inv.address(), inv.size(), inv.leaf());
+                    // TG names the guest's translation granule when the request states one (Linux uses the domain's).
+                    int shift = Long.numberOfTrailingZeros(inv.granuleSize());
+                    rangeCommands(cmds, base, all, inv.address(), inv.size(), inv.leaf(),
+                            shift == 14 || shift == 16 ? shift : 12);
                     break;
             }
         }
@@ -903,7 +906,7 @@ public final class SmmuDriver implements IommuDriver {
     private void flushStage2(SmmuDomain d, long iova, long size, boolean leaf) throws IommuException {
         List<Long> cmds = new ArrayList<>();
         long vmall = CMD_TLBI_S12_VMALL | ((long) d.vmid() << 32);
-        boolean all = rangeCommands(cmds, CMD_TLBI_S2_IPA | ((long) d.vmid() << 32), vmall, iova, size, leaf);
+        boolean all = rangeCommands(cmds, CMD_TLBI_S2_IPA | ((long) d.vmid() << 32), vmall, iova, size, leaf, 12);
         if (!d.nestedSids.isEmpty() && !all) {
             add(cmds, vmall, 0);
         }
@@ -912,14 +915,17 @@ public final class SmmuDriver implements IommuDriver {
 
     /**
      * Range invalidation as Linux's {@code __arm_smmu_tlb_inv_range}: with IDR3.RIL, commands of
-     * (NUM + 1) &lt;&lt; SCALE 4 KiB pages; without, one command per page, or {@code all} when that
-     * would take more than {@link #MAX_PAGE_COMMANDS}.
+     * (NUM + 1) &lt;&lt; SCALE granules of {@code 1 << shift} bytes (TG 4K, 16K or 64K); without,
+     * one command per granule, or {@code all} when that would take more than
+     * {@link #MAX_PAGE_COMMANDS}.
      *
      * @return {@code true} if {@code all} was used instead
      */
-    private boolean rangeCommands(List<Long> cmds, long base, long all, long iova, long size, boolean leaf) {
-        long start = iova & ~0xfffL;
-        long pages = (iova + size - start + 0xfff) >>> 12;
+    private boolean rangeCommands(List<Long> cmds, long base, long all, long iova, long size, boolean leaf, int shift) {
+        long granule = 1L << shift;
+        long tg = shift == 12 ? 1 : shift == 14 ? 2 : 3; // TG: 4K, 16K, 64K
+        long start = iova & -granule;
+        long pages = (iova + size - start + granule - 1) >>> shift;
         if (pages <= 0) {
             pages = 1;
         }
@@ -930,7 +936,7 @@ public final class SmmuDriver implements IommuDriver {
                 return true;
             }
             for (long p = 0; p < pages; p++) {
-                add(cmds, base, (start + (p << 12)) | (leaf ? 1 : 0));
+                add(cmds, base, (start + (p << shift)) | (leaf ? 1 : 0));
             }
             return false;
         }
@@ -942,10 +948,10 @@ public final class SmmuDriver implements IommuDriver {
                 add(cmds, all, 0);
                 return true;
             }
-            add(cmds, base | ((num - 1) << 12) | ((long) scale << 20), address | 1L << 10 /* TG 4K */ | (leaf ? 1 : 0));
+            add(cmds, base | ((num - 1) << 12) | ((long) scale << 20), address | tg << 10 | (leaf ? 1 : 0));
             long done = num << scale;
             pages -= done;
-            address += done << 12;
+            address += done << shift;
         }
         return false;
     }

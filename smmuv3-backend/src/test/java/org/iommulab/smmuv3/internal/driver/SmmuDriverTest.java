@@ -261,6 +261,17 @@ class SmmuDriverTest {
         driver.cacheInvalidate(d, SID, CacheInvalidation.range(Set.of(CacheType.IOTLB), 1, ASID, IOVA, 4096, 1, true), null);
         assertTrue(hw.translate(SID, 1, IOVA + 0x678, Access.READ, t));
         assertEquals(DATA_PA + 0x1678, t.outputAddress());
+        // A guest with a 64 KiB granule: TG names it (the command before the closing CMD_SYNC).
+        driver.cacheInvalidate(d, SID, CacheInvalidation.range(Set.of(CacheType.IOTLB), 1, ASID, 0x10_0000, 1 << 16, 2, true), null);
+        long cmdq = hw.read(0x90, 8) & 0x000f_ffff_ffff_ffe0L;
+        int prod = (int) hw.read(0x98, 4) & 0xff;
+        long d0 = mem.read64(cmdq + 16L * ((prod - 2) & 0xff));
+        long d1 = mem.read64(cmdq + 16L * ((prod - 2) & 0xff) + 8);
+        assertEquals(0x12, d0 & 0xff, "CMD_TLBI_NH_VA");
+        assertEquals(3, (d1 >>> 10) & 3, "TG 64K");
+        assertEquals(1, (d0 >>> 20) & 0x1f, "SCALE 1: 2 granules");
+        assertEquals(0, (d0 >>> 12) & 0x1f, "NUM 0");
+        assertEquals(0x10_0000, d1 & ~0xfffL);
 
         // A host unmap of the data area invalidates the combined (IOVA-keyed) entries too.
         d.unmap(DATA_IPA + 0x1000, 0x1000);
