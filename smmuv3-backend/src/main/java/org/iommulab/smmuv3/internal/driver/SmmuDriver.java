@@ -377,10 +377,7 @@ public final class SmmuDriver implements IommuDriver {
         }
         // Page tables are destroyed outside the queue lock: an unmap flushes under its table lock.
         for (SmmuDomain d : domains.values()) {
-            d.freed = true;
-            if (d.table != null) {
-                d.table.destroy();
-            }
+            d.free();
         }
         domains.clear();
         ids.clear();
@@ -478,14 +475,11 @@ public final class SmmuDriver implements IommuDriver {
     public synchronized void freeDomain(IommuDomain domain) throws IommuException {
         SmmuDomain d = own(domain);
         if (streams.containsValue(d)) {
-            throw new IommuException(Errno.EBUSY, "domain " + d.id + " has attached streams");
+            throw new IommuException(Errno.EBUSY, "domain " + d.id() + " has attached streams");
         }
-        d.freed = true;
-        if (d.table != null) {
-            d.table.destroy();
-        }
-        domains.remove(d.id);
-        ids.clear(d.id);
+        d.free();
+        domains.remove(d.id());
+        ids.clear(d.id());
     }
 
     @Override
@@ -511,12 +505,12 @@ public final class SmmuDriver implements IommuDriver {
     public synchronized void detach(IommuDomain domain, int requesterId) throws IommuException {
         SmmuDomain d = own(domain);
         if (streams.get(requesterId) != d) {
-            throw new IommuException(Errno.ENOENT, "stream " + requesterId + " is not attached to domain " + d.id);
+            throw new IommuException(Errno.ENOENT, "stream " + requesterId + " is not attached to domain " + d.id());
         }
         long ste = steFor(requesterId);
         long[] old = readSte(ste);
         try {
-            installSte(ste, requesterId, abortSte(), d.type == DomainType.UNMANAGED, d.vmid());
+            installSte(ste, requesterId, abortSte(), d.type() == DomainType.UNMANAGED, d.vmid());
         } catch (IommuException e) {
             restoreQuietly(ste, requesterId, old, d.vmid());
             throw e;
@@ -547,12 +541,12 @@ public final class SmmuDriver implements IommuDriver {
         if (!s1p() || !s2p()) {
             throw new IommuException(Errno.EOPNOTSUPP, "nesting needs both stages (IDR0.S1P and S2P)");
         }
-        if (d.type != DomainType.UNMANAGED) {
+        if (d.type() != DomainType.UNMANAGED) {
             throw new IommuException(Errno.EINVAL, "a guest PASID table nests on an UNMANAGED (stage-2) domain");
         }
         validate(d, config);
         if (streams.get(requesterId) != d) {
-            throw new IommuException(Errno.ENOENT, "stream " + requesterId + " is not attached to domain " + d.id);
+            throw new IommuException(Errno.ENOENT, "stream " + requesterId + " is not attached to domain " + d.id());
         }
         init();
         long ste = steFor(requesterId);
@@ -600,7 +594,7 @@ public final class SmmuDriver implements IommuDriver {
     public synchronized void detachPasidTable(IommuDomain parent, int requesterId) throws IommuException {
         SmmuDomain d = own(parent);
         if (streams.get(requesterId) != d || !pasidTables.containsKey(requesterId)) {
-            throw new IommuException(Errno.ENOENT, "stream " + requesterId + " has no guest PASID table on domain " + d.id);
+            throw new IommuException(Errno.ENOENT, "stream " + requesterId + " has no guest PASID table on domain " + d.id());
         }
         init();
         long ste = steFor(requesterId);
@@ -626,7 +620,7 @@ public final class SmmuDriver implements IommuDriver {
     public synchronized void cacheInvalidate(IommuDomain domain, int requesterId, CacheInvalidation inv, PasidSet owner)
             throws IommuException {
         SmmuDomain d = own(domain);
-        if (d.type != DomainType.UNMANAGED) {
+        if (d.type() != DomainType.UNMANAGED) {
             throw new IommuException(Errno.EINVAL, "guest invalidations apply to an UNMANAGED (stage-2) domain");
         }
         int asidMax = (idr0 & (1 << 12)) != 0 ? 0xffff : 0xff;
@@ -638,7 +632,7 @@ public final class SmmuDriver implements IommuDriver {
         List<Long> cmds = new ArrayList<>();
         if (inv.caches().contains(CacheType.PASID)) {
             if (streams.get(requesterId) != d) {
-                throw new IommuException(Errno.ENOENT, "stream " + requesterId + " is not attached to domain " + d.id);
+                throw new IommuException(Errno.ENOENT, "stream " + requesterId + " is not attached to domain " + d.id());
             }
             long sid = (requesterId & 0xffff_ffffL) << 32;
             switch (inv.granularity()) {
@@ -798,7 +792,7 @@ public final class SmmuDriver implements IommuDriver {
     /** The STE of a stream attached to {@code d} without a guest PASID table. */
     private long[] plainSte(SmmuDomain d) {
         long[] s = new long[8];
-        switch (d.type) {
+        switch (d.type()) {
             case UNMANAGED:
                 s[0] = 1 | STE_S2 << 1;
                 stage2(s, d);
@@ -841,7 +835,7 @@ public final class SmmuDriver implements IommuDriver {
         long w5 = d.s2t0sz | d.s2sl0 << 6 | 1 << 8 /* S2IR0 WBRA */ | 1 << 10 /* S2OR0 */ | 3 << 12 /* S2SH0 ISH */
                 | 0 << 14 /* S2TG 4K */ | d.s2ps << 16 | 1 << 19 /* S2AA64 */ | 1 << 22 /* S2PTW */ | 1 << 26 /* S2R */;
         s[2] = (d.vmid() & 0xffffL) | (w5 << 32);
-        s[3] = d.table.root() & 0x000f_ffff_ffff_fff0L;
+        s[3] = d.table().root() & 0x000f_ffff_ffff_fff0L;
     }
 
     /** Writes an STE: the doublewords other than the first, then the first (with V), as Linux orders it. */

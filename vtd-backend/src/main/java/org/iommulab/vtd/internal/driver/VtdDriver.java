@@ -224,15 +224,12 @@ public final class VtdDriver implements IommuDriver {
         VtdDomain d = own(domain);
         for (Device dev : devices.values()) {
             if (dev.domain == d) {
-                throw new IommuException(Errno.EBUSY, "domain " + d.did + " has attached devices");
+                throw new IommuException(Errno.EBUSY, "domain " + d.did() + " has attached devices");
             }
         }
-        d.freed = true;
-        if (d.table != null) {
-            d.table.destroy();
-        }
-        domains.remove(d.did);
-        dids.clear(d.did);
+        d.free();
+        domains.remove(d.did());
+        dids.clear(d.did());
     }
 
     @Override
@@ -256,8 +253,8 @@ public final class VtdDriver implements IommuDriver {
             long pre = pageRequestQueue != 0 ? 1L << 4 : 0;
             memory.write64(entry, directory | ((long) PDTS << 9) | pre | (1L << 3) | 1L);
             devices.put(requesterId, dev);
-            queue.submitSync(contextCacheDevice(d.did, requesterId), 0, pasidCache(d.did, 0), 0,
-                    iotlbDomain(d.did), 0);
+            queue.submitSync(contextCacheDevice(d.did(), requesterId), 0, pasidCache(d.did(), 0), 0,
+                    iotlbDomain(d.did()), 0);
         } catch (IommuException e) {
             // Rejected: leave nothing behind.
             if (entry != 0) {
@@ -271,17 +268,17 @@ public final class VtdDriver implements IommuDriver {
 
     /** The RID_PASID (PASID 0) entry of a device: second stage, pass-through, or not present (blocked). */
     private long[] ridPasidEntry(VtdDomain d) {
-        switch (d.type) {
+        switch (d.type()) {
             case UNMANAGED:
                 if (d.firstStage) {
                     // PGTT 1, FLPTPTR, FLPM, NXE (bit 5); RID_PASID requests are user requests, as Linux sets U/S.
-                    return new long[] {(1L << 6) | 1L, d.did, d.table.root() | (1L << 5) | ((long) d.aw << 2)};
+                    return new long[] {(1L << 6) | 1L, d.did(), d.table().root() | (1L << 5) | ((long) d.aw << 2)};
                 }
-                return new long[] {d.table.root() | (2L << 6) | ((long) d.aw << 2) | 1L, d.did, 0};
+                return new long[] {d.table().root() | (2L << 6) | ((long) d.aw << 2) | 1L, d.did(), 0};
             case IDENTITY:
-                return new long[] {(4L << 6) | 1L, d.did, 0};
+                return new long[] {(4L << 6) | 1L, d.did(), 0};
             default:
-                return new long[] {0, d.did, 0};
+                return new long[] {0, d.did(), 0};
         }
     }
 
@@ -290,7 +287,7 @@ public final class VtdDriver implements IommuDriver {
         VtdDomain d = own(domain);
         Device dev = devices.get(requesterId);
         if (dev == null || dev.domain != d) {
-            throw new IommuException(Errno.ENOENT, String.format("%04x is not attached to domain %d", requesterId, d.did));
+            throw new IommuException(Errno.ENOENT, String.format("%04x is not attached to domain %d", requesterId, d.did()));
         }
         long entry = contextTable(requesterId >>> 8, (requesterId & 0x80) != 0) + (requesterId & 0x7f) * 32L;
         memory.write64(entry, 0);
@@ -298,7 +295,7 @@ public final class VtdDriver implements IommuDriver {
         for (int pasid : dev.boundPasids.keySet()) {
             d.nestedPasids.remove(pasid);
         }
-        queue.submitSync(contextCacheDevice(d.did, requesterId), 0, pasidCacheDomain(d.did), 0, iotlbDomain(d.did), 0);
+        queue.submitSync(contextCacheDevice(d.did(), requesterId), 0, pasidCacheDomain(d.did()), 0, iotlbDomain(d.did()), 0);
         releaseDevice(dev);
     }
 
@@ -335,25 +332,25 @@ public final class VtdDriver implements IommuDriver {
         if ((bind.guestPgd() & 0xfffL) != 0 || bind.guestPgd() < 0) {
             throw new IommuException(Errno.EINVAL, String.format("guest page table 0x%x is not 4 KiB aligned", bind.guestPgd()));
         }
-        if (d.type != DomainType.UNMANAGED || d.firstStage) {
+        if (d.type() != DomainType.UNMANAGED || d.firstStage) {
             throw new IommuException(Errno.EINVAL, "nesting needs an UNMANAGED second-stage parent domain");
         }
         Device dev = devices.get(requesterId);
         if (dev == null || dev.domain != d) {
-            throw new IommuException(Errno.ENOENT, String.format("%04x is not attached to domain %d", requesterId, d.did));
+            throw new IommuException(Errno.ENOENT, String.format("%04x is not attached to domain %d", requesterId, d.did()));
         }
         if (dev.boundPasids.containsKey(bind.hostPasid())) {
             throw new IommuException(Errno.EBUSY, "PASID " + bind.hostPasid() + " is bound already");
         }
         long sre = (bind.vtdFlags() & GuestPasidBind.VTD_SRE) != 0 ? 1 : 0;
         long[] entry = {
-            d.table.root() | (3L << 6) | ((long) d.aw << 2) | 1L,  // P, AW, PGTT = nested, SLPTPTR
-            d.did,                                                   // DID
+            d.table().root() | (3L << 6) | ((long) d.aw << 2) | 1L,  // P, AW, PGTT = nested, SLPTPTR
+            d.did(),                                                   // DID
             bind.guestPgd() | (1L << 5) | ((long) flpm << 2) | sre  // FLPTPTR, NXE, FLPM, SRE
         };
         writePasidEntry(dev, bind.hostPasid(), entry);
         try {
-            queue.submitSync(pasidCache(d.did, bind.hostPasid()), 0, pasidIotlbAll(d.did, bind.hostPasid()), 0);
+            queue.submitSync(pasidCache(d.did(), bind.hostPasid()), 0, pasidIotlbAll(d.did(), bind.hostPasid()), 0);
         } catch (IommuException e) {
             clearPasidEntry(dev, bind.hostPasid());
             throw e;
@@ -379,7 +376,7 @@ public final class VtdDriver implements IommuDriver {
         clearPasidEntry(dev, hostPasid);
         dev.boundPasids.remove(hostPasid);
         d.nestedPasids.remove(hostPasid);
-        queue.submitSync(pasidCache(d.did, hostPasid), 0, pasidIotlbAll(d.did, hostPasid), 0);
+        queue.submitSync(pasidCache(d.did(), hostPasid), 0, pasidIotlbAll(d.did(), hostPasid), 0);
     }
 
     private void clearPasidEntry(Device dev, int pasid) {
@@ -431,18 +428,18 @@ public final class VtdDriver implements IommuDriver {
         }
         init();
         if (inv.caches().contains(CacheType.PASID)) {
-            queue.submitSync(inv.granularity() == Granularity.DOMAIN ? pasidCacheDomain(d.did) : pasidCache(d.did, inv.pasid()), 0);
+            queue.submitSync(inv.granularity() == Granularity.DOMAIN ? pasidCacheDomain(d.did()) : pasidCache(d.did(), inv.pasid()), 0);
         }
         if (inv.caches().contains(CacheType.IOTLB)) {
             switch (inv.granularity()) {
                 case DOMAIN:
-                    queue.submitSync(iotlbDomain(d.did), 0, pasidIotlbDomainWide(d.did), 0);
+                    queue.submitSync(iotlbDomain(d.did()), 0, pasidIotlbDomainWide(d.did()), 0);
                     break;
                 case PASID:
-                    queue.submitSync(pasidIotlbAll(d.did, inv.pasid()), 0);
+                    queue.submitSync(pasidIotlbAll(d.did(), inv.pasid()), 0);
                     break;
                 default:
-                    flushRangeChecked(d.did, inv.pasid(), inv.address(), inv.size(), inv.leaf());
+                    flushRangeChecked(d.did(), inv.pasid(), inv.address(), inv.size(), inv.leaf());
                     break;
             }
         }
@@ -583,10 +580,7 @@ public final class VtdDriver implements IommuDriver {
         hw.setFaultInterrupt(null);
         hw.setPageRequestInterrupt(null);
         for (VtdDomain d : domains.values()) {
-            d.freed = true;
-            if (d.table != null) {
-                d.table.destroy();
-            }
+            d.free();
         }
         domains.clear();
         for (Device dev : devices.values()) {
@@ -676,12 +670,12 @@ public final class VtdDriver implements IommuDriver {
      * (Linux: parent_domain_flush).
      */
     private void flushParent(VtdDomain d, int pasid, long iova, long size, boolean leaf) throws IommuException {
-        flushRangeChecked(d.did, pasid, iova, size, leaf);
+        flushRangeChecked(d.did(), pasid, iova, size, leaf);
         Integer[] nested = d.nestedPasids.toArray(new Integer[0]);
         if (nested.length > 0) {
             long[] descriptors = new long[2 * nested.length];
             for (int i = 0; i < nested.length; i++) {
-                descriptors[2 * i] = pasidIotlbAll(d.did, nested[i]);
+                descriptors[2 * i] = pasidIotlbAll(d.did(), nested[i]);
             }
             queue.submitSync(descriptors);
         }
