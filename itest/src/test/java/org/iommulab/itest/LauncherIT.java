@@ -156,4 +156,29 @@ class LauncherIT {
         assertTrue(r.out().contains("fault 0x10 F_TRANSLATION"), r.out());
         assertEquals("0x0000000100000010", lines.get(lines.size() - 1), "event record: F_TRANSLATION, SID 1");
     }
+
+    /** The README's VFIO example: vfio: commands map process memory for devices behind VT-d and SMMUv3. */
+    @Test
+    void vfioMapExample(@TempDir Path dir) throws Exception {
+        Path script = Path.of(System.getProperty("iommulab.examples", "../docs/examples"), "vfio-map.gosh");
+        Run r = run(dir, "", script.toString());
+        assertEquals(0, r.status(), r.err());
+        List<String> lines = r.out().lines().toList();
+        assertEquals(List.of("dsa0 group 1", "nic0 group 2", "1"), lines.subList(2, 5));
+        assertTrue(lines.contains("iova 0xfef00000-0xffffffffffff"), "the MSI window is not usable: " + r.out());
+        int vtdHit = lines.indexOf("dma-avail 65534") + 1;
+        assertTrue(lines.get(vtdHit).matches("0x[0-9a-f]+008"), "DMA reaches a pinned page: " + lines.get(vtdHit));
+        assertTrue(r.out().contains("fault 0x85 SM_WRITE"), "read-only mapping: " + r.out());
+        assertTrue(r.out().contains("0x10000\nfault 0x79 SS_PAGING_ENTRY_RW"), "unmapped: " + r.out());
+        assertTrue(r.out().contains("0x10000\nfault 0x10 F_TRANSLATION"), "SMMUv3 unmapped: " + r.out());
+        assertEquals("2 owner=vm2 type=type1v2 groups=[2] mappings=0 bound=[]", lines.get(lines.size() - 1));
+
+        Run missing = run(dir, "", "-c", "vfio:unmap 7 0 0x1000");
+        assertEquals(1, missing.status());
+        assertTrue(missing.err().contains("error: ENOENT: no container 7"), missing.err());
+        Run overlap = run(dir, "", "-c", "iommu:create vtd v; device:add d v 8; vfio:create p; vfio:attach 1 1; "
+                + "vfio:map 1 0 0x2000; vfio:map 1 0x1000 0x1000");
+        assertEquals(1, overlap.status());
+        assertTrue(overlap.err().contains("error: EEXIST: iova 0x1000+0x1000 overlaps the mapping 0x0+0x2000"), overlap.err());
+    }
 }

@@ -29,7 +29,9 @@ public interface DeviceBus {
      * @param groupId an existing group, or {@link #NEW_GROUP}
      * @return the registered requester
      * @throws IommuException {@code EINVAL} for blank names or bad PASID width, {@code EEXIST} if the
-     *     name or the (iommu, requester id) pair is taken, {@code ENOENT} if the group does not exist
+     *     name or the (iommu, requester id) pair is taken, {@code ENOENT} if the group does not exist,
+     *     {@code EINVAL} if the group sits behind another IOMMU instance, {@code EBUSY} if the group
+     *     has a DMA owner
      */
     Requester register(String name, String iommu, int requesterId, int pasidBits, int groupId)
             throws IommuException;
@@ -38,9 +40,30 @@ public interface DeviceBus {
      * Removes a requester; its group disappears with its last member.
      *
      * @param name requester name
-     * @throws IommuException {@code ENOENT} if there is no such requester
+     * @throws IommuException {@code ENOENT} if there is no such requester, {@code EBUSY} if its
+     *     group has a DMA owner
      */
     void unregister(String name) throws IommuException;
+
+    /**
+     * Claims a group for a user that will own its DMA (Linux {@code iommu_group_claim_dma_owner}):
+     * until released, no requester joins or leaves the group, so the user's domain keeps isolating
+     * exactly the requesters it attached.
+     *
+     * @param groupId the group
+     * @param owner the claiming user, compared by identity, not {@code null}
+     * @throws IommuException {@code ENOENT} for an unknown group, {@code EBUSY} if another owner
+     *     holds it
+     */
+    void claimDmaOwner(int groupId, Object owner) throws IommuException;
+
+    /**
+     * Releases a claim; a release by anyone but the owner is ignored.
+     *
+     * @param groupId the group
+     * @param owner the owner that claimed it
+     */
+    void releaseDmaOwner(int groupId, Object owner);
 
     /**
      * @param name requester name

@@ -135,6 +135,17 @@ public interface IommuDriver {
     void pageResponse(int requesterId, int pasid, int groupIndex, PageResponse response) throws IommuException;
 
     /**
+     * The IOVA ranges a requester must not map (Linux {@code iommu_get_resv_regions}): VT-d reports
+     * the interrupt window, SMMUv3 the software MSI window.
+     *
+     * @param requesterId source id or stream id
+     * @return the regions, ascending, never {@code null}; empty by default
+     */
+    default java.util.List<ReservedRegion> reservedRegions(int requesterId) {
+        return java.util.List.of();
+    }
+
+    /**
      * @param listener receives faults and page requests of this instance; not {@code null}
      */
     void addFaultListener(FaultListener listener);

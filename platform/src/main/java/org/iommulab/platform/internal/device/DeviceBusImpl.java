@@ -18,6 +18,7 @@ import org.osgi.service.component.annotations.Component;
 public final class DeviceBusImpl implements DeviceBus {
     private final Map<String, Requester> byName = new TreeMap<>();
     private final Map<Integer, Integer> groupSizes = new TreeMap<>();
+    private final Map<Integer, Object> dmaOwners = new java.util.HashMap<>();
     private int nextGroup = 1;
 
     @Override
@@ -40,6 +41,12 @@ public final class DeviceBusImpl implements DeviceBus {
             group = nextGroup++;
         } else if (!groupSizes.containsKey(groupId)) {
             throw new IommuException(Errno.ENOENT, "no IOMMU group " + groupId);
+        } else if (dmaOwners.containsKey(groupId)) {
+            throw new IommuException(Errno.EBUSY, "group " + groupId + " has a DMA owner: no requester may join it");
+        } else if (!group(groupId).get(0).iommu().equals(iommu)) {
+            // An IOMMU group is a set of requesters one IOMMU cannot isolate: it never spans two.
+            throw new IommuException(Errno.EINVAL, "group " + groupId + " sits behind " + group(groupId).get(0).iommu()
+                    + ", not " + iommu);
         }
         Requester requester = new Requester(name, iommu, requesterId, pasidBits, group);
         byName.put(name, requester);
@@ -49,11 +56,36 @@ public final class DeviceBusImpl implements DeviceBus {
 
     @Override
     public synchronized void unregister(String name) throws IommuException {
-        Requester requester = byName.remove(name);
+        Requester requester = byName.get(name);
         if (requester == null) {
             throw new IommuException(Errno.ENOENT, "no requester '" + name + "'");
         }
+        if (dmaOwners.containsKey(requester.groupId())) {
+            throw new IommuException(Errno.EBUSY, "group " + requester.groupId() + " of '" + name
+                    + "' has a DMA owner: release it first");
+        }
+        byName.remove(name);
         groupSizes.computeIfPresent(requester.groupId(), (g, n) -> n == 1 ? null : n - 1);
+    }
+
+    @Override
+    public synchronized void claimDmaOwner(int groupId, Object owner) throws IommuException {
+        if (owner == null) {
+            throw new IommuException(Errno.EINVAL, "no owner");
+        }
+        if (!groupSizes.containsKey(groupId)) {
+            throw new IommuException(Errno.ENOENT, "no IOMMU group " + groupId);
+        }
+        Object holder = dmaOwners.get(groupId);
+        if (holder != null && holder != owner) {
+            throw new IommuException(Errno.EBUSY, "group " + groupId + " is owned by " + holder);
+        }
+        dmaOwners.put(groupId, owner);
+    }
+
+    @Override
+    public synchronized void releaseDmaOwner(int groupId, Object owner) {
+        dmaOwners.remove(groupId, owner);
     }
 
     @Override

@@ -52,6 +52,32 @@ class DeviceBusImplTest {
     }
 
     @Test
+    void aGroupNeverSpansTwoIommus() throws IommuException {
+        Requester a = bus.register("a", "vtd0", 1, 0, DeviceBus.NEW_GROUP);
+        expect(Errno.EINVAL, () -> bus.register("b", "vtd1", 1, 0, a.groupId()));
+        assertEquals(List.of(a), bus.group(a.groupId()));
+        Requester c = bus.register("c", "vtd0", 2, 0, a.groupId());
+        assertEquals(List.of(a, c), bus.group(a.groupId()));
+    }
+
+    @Test
+    void aClaimedGroupKeepsItsMembersUntilReleased() throws IommuException {
+        Requester a = bus.register("a", "vtd0", 1, 0, DeviceBus.NEW_GROUP);
+        Object vfio = new Object();
+        bus.claimDmaOwner(a.groupId(), vfio);
+        bus.claimDmaOwner(a.groupId(), vfio);
+        expect(Errno.EBUSY, () -> bus.claimDmaOwner(a.groupId(), new Object()));
+        expect(Errno.EBUSY, () -> bus.unregister("a"));
+        expect(Errno.EBUSY, () -> bus.register("b", "vtd0", 2, 0, a.groupId()));
+        expect(Errno.ENOENT, () -> bus.claimDmaOwner(99, vfio));
+        bus.releaseDmaOwner(a.groupId(), new Object());
+        expect(Errno.EBUSY, () -> bus.unregister("a"));
+        bus.releaseDmaOwner(a.groupId(), vfio);
+        bus.unregister("a");
+        assertEquals(List.of(), bus.requesters());
+    }
+
+    @Test
     void duplicateNameIsEexist() throws IommuException {
         Requester r = bus.register("dev", "vtd0", 1, 0, DeviceBus.NEW_GROUP);
         expect(Errno.EEXIST, () -> bus.register("dev", "vtd1", 2, 0, DeviceBus.NEW_GROUP));

@@ -32,6 +32,7 @@ import org.iommulab.api.pasid.Pasids;
 import org.iommulab.api.spi.DomainType;
 import org.iommulab.api.spi.IommuDomain;
 import org.iommulab.api.spi.IommuDriver;
+import org.iommulab.api.spi.ReservedRegion;
 import org.iommulab.api.translation.Access;
 import org.iommulab.api.translation.Stage;
 import org.iommulab.pgtable.FlushOps;
@@ -64,6 +65,12 @@ import org.iommulab.smmuv3.internal.hw.SmmuHardware;
  * by the queue lock (page-table flushes submit commands without the monitor).
  */
 public final class SmmuDriver implements IommuDriver {
+    /**
+     * The software MSI window Linux's {@code arm_smmu_get_resv_regions} reserves
+     * ({@code MSI_IOVA_BASE} 0x8000000, 1 MiB): the driver maps MSI doorbells there.
+     */
+    private static final ReservedRegion SW_MSI_WINDOW = new ReservedRegion(0x800_0000L, 0x10_0000L, ReservedRegion.Kind.SW_MSI);
+
     // Registers (Arm IHI 0070 §6.3).
     private static final int IDR0 = 0x00;
     private static final int IDR1 = 0x04;
@@ -674,6 +681,11 @@ public final class SmmuDriver implements IommuDriver {
         }
         // DEV_IOTLB: no ATS is modelled; CMD_ATC_INV would be a no-op.
         submit(toArray(cmds));
+    }
+
+    @Override
+    public List<ReservedRegion> reservedRegions(int requesterId) {
+        return List.of(SW_MSI_WINDOW);
     }
 
     /**

@@ -27,6 +27,7 @@ import org.iommulab.api.pasid.Pasids;
 import org.iommulab.api.spi.DomainType;
 import org.iommulab.api.spi.IommuDomain;
 import org.iommulab.api.spi.IommuDriver;
+import org.iommulab.api.spi.ReservedRegion;
 import org.iommulab.api.translation.Access;
 import org.iommulab.api.translation.Stage;
 import org.iommulab.pgtable.FlushOps;
@@ -46,6 +47,12 @@ import org.iommulab.vtd.internal.hw.VtdHardware;
  * concurrently through each domain's page table.
  */
 public final class VtdDriver implements IommuDriver {
+    /**
+     * The interrupt window (VT-d 3.0 section 3.14: requests to 0xFEEx_xxxx are interrupt requests,
+     * never translated), as Linux's {@code intel_iommu_get_resv_regions} reports it.
+     */
+    private static final ReservedRegion INTERRUPT_WINDOW = new ReservedRegion(0xfee0_0000L, 0x10_0000L, ReservedRegion.Kind.MSI);
+
     private static final int PDTS = 7;
     private static final int DIR_FRAMES = (8 << (PDTS + 7)) / 4096;
 
@@ -444,6 +451,11 @@ public final class VtdDriver implements IommuDriver {
             }
         }
         // DEV_IOTLB: no device TLBs are modelled; the PASID-based device-TLB descriptor would be a no-op.
+    }
+
+    @Override
+    public List<ReservedRegion> reservedRegions(int requesterId) {
+        return List.of(INTERRUPT_WINDOW);
     }
 
     @Override

@@ -1,0 +1,103 @@
+package org.iommulab.vfio.internal;
+
+import java.lang.annotation.Annotation;
+import java.util.Map;
+
+import org.iommulab.api.device.Requester;
+import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.process.HostProcess;
+import org.iommulab.api.spi.IommuInstance;
+import org.iommulab.api.vfio.VfioContainer;
+import org.iommulab.platform.internal.device.DeviceBusImpl;
+import org.iommulab.platform.internal.memory.HostMemoryComponent;
+import org.iommulab.platform.internal.pasid.PasidSpaceImpl;
+import org.iommulab.platform.internal.process.ProcessTableImpl;
+import org.iommulab.platform.internal.registry.IommuRegistryImpl;
+import org.iommulab.smmuv3.internal.SmmuBackend;
+import org.iommulab.vtd.internal.VtdBackend;
+
+/**
+ * The platform, both backends and the VFIO service wired by hand as Declarative Services wires
+ * them in the container: what a unit test of the VFIO model runs against.
+ */
+final class VfioStack {
+    final HostMemoryComponent memory = new HostMemoryComponent(new HostMemoryComponent.Config() {
+        @Override
+        public Class<? extends Annotation> annotationType() {
+            return HostMemoryComponent.Config.class;
+        }
+
+        @Override
+        public int addressBits() {
+            return 52;
+        }
+
+        @Override
+        public long poolBase() {
+            return 1L << 40;
+        }
+
+        @Override
+        public long poolFrames() {
+            return 1L << 20;
+        }
+    });
+    final PasidSpaceImpl pasids = new PasidSpaceImpl();
+    final DeviceBusImpl bus = new DeviceBusImpl();
+    final IommuRegistryImpl registry = new IommuRegistryImpl(memory);
+    final ProcessTableImpl processes = new ProcessTableImpl(memory);
+    final VtdBackend vtd = new VtdBackend();
+    final VfioService vfio;
+
+    VfioStack() {
+        this(65535, 1000);
+    }
+
+    VfioStack(int dmaEntryLimit, int pasidQuota) {
+        registry.addBackend(vtd, Map.of());
+        registry.addBackend(new SmmuBackend(), Map.of());
+        pasids.addListener(vtd);
+        vfio = new VfioService(bus, registry, pasids, config(dmaEntryLimit, pasidQuota), null);
+        registry.addListener(vfio.instanceListener());
+    }
+
+    static VfioService.Config config(int dmaEntryLimit, int pasidQuota) {
+        return new VfioService.Config() {
+            @Override
+            public Class<? extends Annotation> annotationType() {
+                return VfioService.Config.class;
+            }
+
+            @Override
+            public int dma_entry_limit() {
+                return dmaEntryLimit;
+            }
+
+            @Override
+            public int pasid_quota() {
+                return pasidQuota;
+            }
+        };
+    }
+
+    IommuInstance instance(String vendor, String name) throws IommuException {
+        return registry.create(vendor, name, Map.of());
+    }
+
+    /** Registers a requester in a group of its own. */
+    Requester device(String name, IommuInstance iommu, int requesterId, int pasidBits) throws IommuException {
+        return bus.register(name, iommu.name(), requesterId, pasidBits, DeviceBusImpl.NEW_GROUP);
+    }
+
+    HostProcess process(String name) throws IommuException {
+        return processes.create(name, Long.MAX_VALUE);
+    }
+
+    /** A container of {@code owner} holding {@code group}, set to {@code type}. */
+    VfioContainer container(HostProcess owner, int group, org.iommulab.api.vfio.VfioIommuType type) throws IommuException {
+        VfioContainer c = vfio.open(owner);
+        c.addGroup(group);
+        c.setIommu(type);
+        return c;
+    }
+}
