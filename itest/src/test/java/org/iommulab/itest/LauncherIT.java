@@ -181,4 +181,19 @@ class LauncherIT {
         assertEquals(1, overlap.status());
         assertTrue(overlap.err().contains("error: EEXIST: iova 0x1000+0x1000 overlaps the mapping 0x0+0x2000"), overlap.err());
     }
+
+    /** The README's IDXD example: descriptors as DMA through VT-d, and a fault mid-transfer. */
+    @Test
+    void idxdDmaExample(@TempDir Path dir) throws Exception {
+        Path script = Path.of(System.getProperty("iommulab.examples", "../docs/examples"), "idxd-dma.gosh");
+        Run r = run(dir, "", script.toString());
+        assertEquals(0, r.status(), r.err());
+        List<String> lines = r.out().lines().toList();
+        assertEquals("dsa0 group 1", lines.get(1));
+        assertEquals(3, lines.stream().filter(l -> l.equals("completion status=SUCCESS result=0 bytes=0 fault=0x0 op=0x0")).count(),
+                "fill, memmove, compare (equal)");
+        assertTrue(lines.contains("completion status=PAGE_FAULT_NOBOF|WRITE result=0 bytes=2048 fault=0x200000 op=0x0"),
+                "2 KiB copied before IOVA 0x200000 faulted: " + r.out());
+        assertTrue(lines.contains("completed.SUCCESS 3"), r.out());
+    }
 }

@@ -37,11 +37,24 @@ public interface DeviceBus {
             throws IommuException;
 
     /**
+     * Adds a mediated device of a PASID-capable requester, in a group of its own: it shares its
+     * parent's IOMMU and requester id and is isolated by PASID.
+     *
+     * @param name unique mdev name, not blank
+     * @param parent the parent requester's name
+     * @return the registered mediated requester
+     * @throws IommuException {@code EINVAL} for a blank name, {@code EEXIST} if the name is taken,
+     *     {@code ENOENT} if there is no such parent, {@code EINVAL} if the parent has no PASID
+     *     capability or is itself mediated
+     */
+    Requester registerMediated(String name, String parent) throws IommuException;
+
+    /**
      * Removes a requester; its group disappears with its last member.
      *
      * @param name requester name
      * @throws IommuException {@code ENOENT} if there is no such requester, {@code EBUSY} if its
-     *     group has a DMA owner
+     *     group has a DMA owner or it has mediated devices
      */
     void unregister(String name) throws IommuException;
 
@@ -74,7 +87,7 @@ public interface DeviceBus {
     /**
      * @param iommu IOMMU instance name
      * @param requesterId source id or stream id
-     * @return the requester with that id behind that IOMMU, or empty
+     * @return the physical requester with that id behind that IOMMU (never a mediated one), or empty
      */
     Optional<Requester> requester(String iommu, int requesterId);
 

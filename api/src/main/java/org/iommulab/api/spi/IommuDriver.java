@@ -63,10 +63,41 @@ public interface IommuDriver {
     void detach(IommuDomain domain, int requesterId) throws IommuException;
 
     /**
+     * Attaches a domain to one PASID of a requester, leaving its requests without PASID (and its
+     * other PASIDs) alone: Linux's {@code iommu_attach_device_pasid}, the 2020 auxiliary domains
+     * through which VFIO gives a mediated device its VM's domain (VT-d: a PASID entry with PGTT
+     * second stage). A requester may then nest guest tables on the domain by
+     * {@link #bindGuestPasid}.
+     *
+     * @param domain an {@link DomainType#UNMANAGED} domain of this driver
+     * @param requesterId source id or stream id
+     * @param pasid the PASID, 1 to the IOMMU's PASID width
+     * @throws IommuException {@code EOPNOTSUPP} if the IOMMU cannot translate a PASID by a domain
+     *     of its own (the default), {@code EBUSY} if the PASID is attached or bound on that
+     *     requester, {@code ENOENT} for a foreign domain, {@code EINVAL} for a bad PASID or domain type
+     */
+    default void attachPasid(IommuDomain domain, int requesterId, int pasid) throws IommuException {
+        throw new IommuException(org.iommulab.api.errno.Errno.EOPNOTSUPP, "PASID-granular attach is not supported");
+    }
+
+    /**
+     * Undoes {@link #attachPasid}, and unbinds the guest PASIDs nested on the domain through it.
+     *
+     * @param domain the domain
+     * @param requesterId source id or stream id
+     * @param pasid the PASID
+     * @throws IommuException {@code ENOENT} if the domain is not attached to that PASID
+     */
+    default void detachPasid(IommuDomain domain, int requesterId, int pasid) throws IommuException {
+        throw new IommuException(org.iommulab.api.errno.Errno.ENOENT, "PASID " + pasid + " is not attached");
+    }
+
+    /**
      * Binds a guest's first-stage page table to a host PASID of a requester, nested on
      * {@code parent} (VT-d: a PASID entry with PGTT nested).
      *
-     * @param parent the VM's {@link DomainType#UNMANAGED} domain the requester is attached to
+     * @param parent the VM's {@link DomainType#UNMANAGED} domain the requester is attached to (by
+     *     requester id, or by a PASID through {@link #attachPasid})
      * @param requesterId source id
      * @param bind the bind data, not {@code null}
      * @param owner the caller's PASID set: {@code bind.hostPasid()} must belong to it

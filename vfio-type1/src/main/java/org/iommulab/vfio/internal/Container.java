@@ -45,6 +45,10 @@ final class Container implements VfioContainer {
     private final Nesting nesting;
     private VfioIommuType type;
     private boolean closed;
+    /** The PASID each mediated requester's domain is attached to (its default PASID), by requester name. */
+    private final Map<String, Integer> mediatedPasids = new java.util.HashMap<>();
+    /** A lease on the owner's PASID set while mediated requesters hold default PASIDs from it. */
+    private VfioService.SetLease mediatedLease;
 
     Container(int id, HostProcess owner, VfioContext context, int dmaEntryLimit) {
         this.id = id;
@@ -210,7 +214,11 @@ final class Container implements VfioContainer {
         List<Requester> done = new ArrayList<>();
         try {
             for (Requester r : members) {
-                cd.driver().attach(cd.domain, r.requesterId());
+                if (r.mediated()) {
+                    attachMediated(cd, r);
+                } else {
+                    cd.driver().attach(cd.domain, r.requesterId());
+                }
                 done.add(r);
             }
         } catch (IommuException | RuntimeException e) {
@@ -273,10 +281,61 @@ final class Container implements VfioContainer {
         return clean;
     }
 
-    /** @return {@code true} once detached: done, never attached (ENOENT) or instance closed (ENODEV) */
-    private static boolean detachQuietly(ContainerDomain cd, Requester r) {
+    /**
+     * A mediated requester has no requester id of its own: the domain is attached to a default
+     * PASID of its parent's (the 2020 series' auxiliary domain, {@code iommu_aux_attach_device}),
+     * taken from the owner's PASID set.
+     */
+    private void attachMediated(ContainerDomain cd, Requester r) throws IommuException {
+        if (mediatedLease == null) {
+            mediatedLease = context.acquirePasidSet(owner.name());
+        }
+        int pasid = -1;
         try {
-            cd.driver().detach(cd.domain, r.requesterId());
+            pasid = mediatedLease.set.allocate();
+            cd.driver().attachPasid(cd.domain, r.requesterId(), pasid);
+            mediatedPasids.put(r.name(), pasid);
+        } catch (IommuException | RuntimeException e) {
+            if (pasid > 0) {
+                freeDefaultPasid(pasid);
+            }
+            releaseMediatedLease();
+            throw e;
+        }
+    }
+
+    private void freeDefaultPasid(int pasid) {
+        try {
+            mediatedLease.set.free(pasid);
+        } catch (IommuException ignored) {
+            // freed with its set already
+        }
+    }
+
+    private void releaseMediatedLease() {
+        if (mediatedLease != null && mediatedPasids.isEmpty()) {
+            VfioService.SetLease lease = mediatedLease;
+            mediatedLease = null;
+            context.releasePasidSet(lease);
+        }
+    }
+
+    /** @return {@code true} once detached: done, never attached (ENOENT) or instance closed (ENODEV) */
+    private boolean detachQuietly(ContainerDomain cd, Requester r) {
+        try {
+            if (r.mediated()) {
+                Integer pasid = mediatedPasids.remove(r.name());
+                if (pasid != null) {
+                    try {
+                        cd.driver().detachPasid(cd.domain, r.requesterId(), pasid);
+                    } finally {
+                        freeDefaultPasid(pasid);
+                        releaseMediatedLease();
+                    }
+                }
+            } else {
+                cd.driver().detach(cd.domain, r.requesterId());
+            }
             return true;
         } catch (IommuException e) {
             return e.errno() == Errno.ENOENT || e.errno() == Errno.ENODEV;

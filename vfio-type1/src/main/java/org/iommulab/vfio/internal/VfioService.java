@@ -38,7 +38,7 @@ import org.osgi.service.metatype.annotations.ObjectClassDefinition;
  * {@link InstanceListener} it would close a service cycle (the registry binds listeners while this
  * component, which needs the registry, is still activating).
  */
-@Component(service = Vfio.class, configurationPid = VfioService.PID)
+@Component(service = Vfio.class, immediate = true, configurationPid = VfioService.PID)
 @Designate(ocd = VfioService.Config.class)
 public final class VfioService implements Vfio, VfioContext {
     /** Configuration PID. */

@@ -12,14 +12,14 @@ import org.iommulab.api.process.HostProcess;
  * address {@code base + g}. Frames for guest page tables come from a bump allocator at
  * {@code tableBase}. Test scaffolding: what the vmm bundle will do for a guest.
  */
-final class GuestRam implements PhysicalMemory, FrameAllocator {
+public final class GuestRam implements PhysicalMemory, FrameAllocator {
     private final HostProcess vmm;
     private final long base;
     private final long size;
     private final long tableBase;
     private long next;
 
-    GuestRam(HostProcess vmm, long base, long size, long tableBase) {
+    public GuestRam(HostProcess vmm, long base, long size, long tableBase) {
         this.vmm = vmm;
         this.base = base;
         this.size = size;

@@ -65,4 +65,32 @@ class MixedBackendsTest {
         c.close();
         assertEquals(0, vm.pinnedPages());
     }
+
+    @Test
+    void aMediatedRequesterGetsItsDomainOnADefaultPasidOfItsParent() throws Exception {
+        IommuInstance vtd = stack.instance("vtd", "vtd0");
+        stack.device("dsa0", vtd, 0x10, 20);
+        Requester mdev = stack.bus.registerMediated("dsa0-vm1", "dsa0");
+        HostProcess vm = stack.process("vm1");
+        long ram = vm.mmap(MB);
+        VfioContainer c = stack.container(vm, mdev.groupId(), VfioIommuType.TYPE1V2);
+        c.mapDma(ram, 0x10_0000, MB, RW);
+        int defaultPasid = stack.pasids.set("vm1").orElseThrow().pasids()[0];
+        assertTrue(vtd.translate(0x10, defaultPasid, 0x10_0008, Access.WRITE, t), "the mdev's PASID reaches the VM's memory");
+        assertEquals(vm.residentAddress(ram) + 8, t.outputAddress());
+        assertFalse(vtd.translate(0x10, Pasids.NO_PASID, 0x10_0008, Access.READ, t), "the parent's own requests do not");
+        c.close();
+        assertFalse(vtd.translate(0x10, defaultPasid, 0x10_0008, Access.READ, t));
+        assertTrue(stack.pasids.set("vm1").isEmpty(), "the default PASID and its set are gone");
+
+        // SMMUv3 cannot give a substream a stage 2 of its own: the group is refused and nothing stays.
+        IommuInstance smmu = stack.instance("smmuv3", "smmu0");
+        stack.device("nic0", smmu, 0x20, 20);
+        Requester vf = stack.bus.registerMediated("nic0-vm2", "nic0");
+        VfioContainer c2 = stack.vfio.open(stack.process("vm2"));
+        c2.addGroup(vf.groupId());
+        assertErrno(Errno.EOPNOTSUPP, () -> c2.setIommu(VfioIommuType.TYPE1V2));
+        assertTrue(c2.iommuType().isEmpty());
+        assertTrue(stack.pasids.set("vm2").isEmpty(), "no PASID stays allocated");
+    }
 }

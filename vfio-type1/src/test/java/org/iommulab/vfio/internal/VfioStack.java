@@ -18,10 +18,11 @@ import org.iommulab.vtd.internal.VtdBackend;
 
 /**
  * The platform, both backends and the VFIO service wired by hand as Declarative Services wires
- * them in the container: what a unit test of the VFIO model runs against.
+ * them in the container: what a unit test of the VFIO model (and of modules built on it, through
+ * this module's test jar) runs against.
  */
-final class VfioStack {
-    final HostMemoryComponent memory = new HostMemoryComponent(new HostMemoryComponent.Config() {
+public final class VfioStack {
+    public final HostMemoryComponent memory = new HostMemoryComponent(new HostMemoryComponent.Config() {
         @Override
         public Class<? extends Annotation> annotationType() {
             return HostMemoryComponent.Config.class;
@@ -42,18 +43,18 @@ final class VfioStack {
             return 1L << 20;
         }
     });
-    final PasidSpaceImpl pasids = new PasidSpaceImpl();
-    final DeviceBusImpl bus = new DeviceBusImpl();
-    final IommuRegistryImpl registry = new IommuRegistryImpl(memory);
-    final ProcessTableImpl processes = new ProcessTableImpl(memory);
-    final VtdBackend vtd = new VtdBackend();
-    final VfioService vfio;
+    public final PasidSpaceImpl pasids = new PasidSpaceImpl();
+    public final DeviceBusImpl bus = new DeviceBusImpl();
+    public final IommuRegistryImpl registry = new IommuRegistryImpl(memory);
+    public final ProcessTableImpl processes = new ProcessTableImpl(memory);
+    public final VtdBackend vtd = new VtdBackend();
+    public final VfioService vfio;
 
-    VfioStack() {
+    public VfioStack() {
         this(65535, 1000);
     }
 
-    VfioStack(int dmaEntryLimit, int pasidQuota) {
+    public VfioStack(int dmaEntryLimit, int pasidQuota) {
         registry.addBackend(vtd, Map.of());
         registry.addBackend(new SmmuBackend(), Map.of());
         pasids.addListener(vtd);
@@ -61,7 +62,7 @@ final class VfioStack {
         registry.addListener(vfio.instanceListener());
     }
 
-    static VfioService.Config config(int dmaEntryLimit, int pasidQuota) {
+    public static VfioService.Config config(int dmaEntryLimit, int pasidQuota) {
         return new VfioService.Config() {
             @Override
             public Class<? extends Annotation> annotationType() {
@@ -80,21 +81,21 @@ final class VfioStack {
         };
     }
 
-    IommuInstance instance(String vendor, String name) throws IommuException {
+    public IommuInstance instance(String vendor, String name) throws IommuException {
         return registry.create(vendor, name, Map.of());
     }
 
     /** Registers a requester in a group of its own. */
-    Requester device(String name, IommuInstance iommu, int requesterId, int pasidBits) throws IommuException {
+    public Requester device(String name, IommuInstance iommu, int requesterId, int pasidBits) throws IommuException {
         return bus.register(name, iommu.name(), requesterId, pasidBits, DeviceBusImpl.NEW_GROUP);
     }
 
-    HostProcess process(String name) throws IommuException {
+    public HostProcess process(String name) throws IommuException {
         return processes.create(name, Long.MAX_VALUE);
     }
 
     /** A container of {@code owner} holding {@code group}, set to {@code type}. */
-    VfioContainer container(HostProcess owner, int group, org.iommulab.api.vfio.VfioIommuType type) throws IommuException {
+    public VfioContainer container(HostProcess owner, int group, org.iommulab.api.vfio.VfioIommuType type) throws IommuException {
         VfioContainer c = vfio.open(owner);
         c.addGroup(group);
         c.setIommu(type);

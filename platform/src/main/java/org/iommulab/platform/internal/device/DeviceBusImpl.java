@@ -14,7 +14,7 @@ import org.iommulab.api.pasid.Pasids;
 import org.osgi.service.component.annotations.Component;
 
 /** The device bus: requesters by name, with their IOMMU and group. One monitor guards it. */
-@Component(service = DeviceBus.class)
+@Component(service = DeviceBus.class, immediate = true)
 public final class DeviceBusImpl implements DeviceBus {
     private final Map<String, Requester> byName = new TreeMap<>();
     private final Map<Integer, Integer> groupSizes = new TreeMap<>();
@@ -55,6 +55,29 @@ public final class DeviceBusImpl implements DeviceBus {
     }
 
     @Override
+    public synchronized Requester registerMediated(String name, String parent) throws IommuException {
+        if (name == null || name.isBlank()) {
+            throw new IommuException(Errno.EINVAL, "requester name must not be blank");
+        }
+        if (byName.containsKey(name)) {
+            throw new IommuException(Errno.EEXIST, "requester '" + name + "' exists");
+        }
+        Requester p = byName.get(parent);
+        if (p == null) {
+            throw new IommuException(Errno.ENOENT, "no requester '" + parent + "'");
+        }
+        if (p.mediated() || !p.pasidCapable()) {
+            throw new IommuException(Errno.EINVAL, "a mediated device needs a physical, PASID-capable parent; '"
+                    + parent + "' is not");
+        }
+        int group = nextGroup++;
+        Requester requester = new Requester(name, p.iommu(), p.requesterId(), p.pasidBits(), group, p.name());
+        byName.put(name, requester);
+        groupSizes.merge(group, 1, Integer::sum);
+        return requester;
+    }
+
+    @Override
     public synchronized void unregister(String name) throws IommuException {
         Requester requester = byName.get(name);
         if (requester == null) {
@@ -63,6 +86,9 @@ public final class DeviceBusImpl implements DeviceBus {
         if (dmaOwners.containsKey(requester.groupId())) {
             throw new IommuException(Errno.EBUSY, "group " + requester.groupId() + " of '" + name
                     + "' has a DMA owner: release it first");
+        }
+        if (byName.values().stream().anyMatch(r -> name.equals(r.parent()))) {
+            throw new IommuException(Errno.EBUSY, "'" + name + "' has mediated devices: remove them first");
         }
         byName.remove(name);
         groupSizes.computeIfPresent(requester.groupId(), (g, n) -> n == 1 ? null : n - 1);
@@ -96,7 +122,7 @@ public final class DeviceBusImpl implements DeviceBus {
     @Override
     public synchronized Optional<Requester> requester(String iommu, int requesterId) {
         return byName.values().stream()
-                .filter(r -> r.iommu().equals(iommu) && r.requesterId() == requesterId)
+                .filter(r -> !r.mediated() && r.iommu().equals(iommu) && r.requesterId() == requesterId)
                 .findFirst();
     }
 

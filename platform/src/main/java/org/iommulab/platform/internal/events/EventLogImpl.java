@@ -12,7 +12,7 @@ import org.osgi.service.metatype.annotations.Designate;
 import org.osgi.service.metatype.annotations.ObjectClassDefinition;
 
 /** A ring buffer of events: when full, the oldest event is overwritten and counted as dropped. */
-@Component(service = EventLog.class, configurationPid = EventLogImpl.PID)
+@Component(service = EventLog.class, immediate = true, configurationPid = EventLogImpl.PID)
 @Designate(ocd = EventLogImpl.Config.class)
 public final class EventLogImpl implements EventLog {
     /** Configuration PID. */

@@ -13,7 +13,7 @@ import org.osgi.service.metatype.annotations.ObjectClassDefinition;
  * The host physical memory service: a {@link SparseMemory} with a {@link FramePool} in its upper
  * part. Changing the configuration re-creates the memory (its contents are lost, as on a reboot).
  */
-@Component(service = HostMemory.class, configurationPid = HostMemoryComponent.PID)
+@Component(service = HostMemory.class, immediate = true, configurationPid = HostMemoryComponent.PID)
 @Designate(ocd = HostMemoryComponent.Config.class)
 public final class HostMemoryComponent implements HostMemory {
     /** Configuration PID. */

@@ -27,7 +27,7 @@ import org.slf4j.LoggerFactory;
  * set's membership, so an allocation, a free and an ownership check are each atomic; listeners are
  * called after the monitor is released.
  */
-@Component(service = PasidSpace.class)
+@Component(service = PasidSpace.class, immediate = true)
 public final class PasidSpaceImpl implements PasidSpace {
     private static final Logger LOG = LoggerFactory.getLogger(PasidSpaceImpl.class);
 

@@ -17,7 +17,7 @@ import org.osgi.service.component.annotations.Deactivate;
 import org.osgi.service.component.annotations.Reference;
 
 /** The host's process table. One monitor guards the name map; each process guards itself. */
-@Component(service = ProcessTable.class)
+@Component(service = ProcessTable.class, immediate = true)
 public final class ProcessTableImpl implements ProcessTable {
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
 

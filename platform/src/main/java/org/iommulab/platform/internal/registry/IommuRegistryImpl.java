@@ -34,7 +34,7 @@ import org.slf4j.LoggerFactory;
  * backend leaves (its bundle stops), listeners hear of each of its instances before the instance is
  * closed; the registry itself is not re-activated, so instances of other backends live on.
  */
-@Component(service = IommuRegistry.class)
+@Component(service = IommuRegistry.class, immediate = true)
 public final class IommuRegistryImpl implements IommuRegistry {
     private static final Logger LOG = LoggerFactory.getLogger(IommuRegistryImpl.class);
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");

@@ -78,6 +78,25 @@ class DeviceBusImplTest {
     }
 
     @Test
+    void mediatedDevicesShareTheirParentsIdInGroupsOfTheirOwn() throws IommuException {
+        Requester dsa = bus.register("dsa0", "vtd0", 0x10, 20, DeviceBus.NEW_GROUP);
+        Requester mdev = bus.registerMediated("dsa0-vm1", "dsa0");
+        assertEquals(0x10, mdev.requesterId());
+        assertEquals("vtd0", mdev.iommu());
+        assertTrue(mdev.mediated());
+        assertTrue(mdev.groupId() != dsa.groupId());
+        assertEquals(dsa, bus.requester("vtd0", 0x10).orElseThrow(), "the id still names the parent");
+        expect(Errno.EBUSY, () -> bus.unregister("dsa0"));
+        expect(Errno.EEXIST, () -> bus.registerMediated("dsa0-vm1", "dsa0"));
+        expect(Errno.ENOENT, () -> bus.registerMediated("x", "nope"));
+        bus.register("nic", "vtd0", 0x20, 0, DeviceBus.NEW_GROUP);
+        expect(Errno.EINVAL, () -> bus.registerMediated("y", "nic"));
+        expect(Errno.EINVAL, () -> bus.registerMediated("z", "dsa0-vm1"));
+        bus.unregister("dsa0-vm1");
+        bus.unregister("dsa0");
+    }
+
+    @Test
     void duplicateNameIsEexist() throws IommuException {
         Requester r = bus.register("dev", "vtd0", 1, 0, DeviceBus.NEW_GROUP);
         expect(Errno.EEXIST, () -> bus.register("dev", "vtd1", 2, 0, DeviceBus.NEW_GROUP));

@@ -75,18 +75,33 @@ public final class VtdDriver implements IommuDriver {
     private final java.util.concurrent.atomic.AtomicBoolean prqMoreWork = new java.util.concurrent.atomic.AtomicBoolean();
     private boolean closed;
 
-    /** What the driver set up for one source id. */
+    /**
+     * What the driver set up for one source id: its PASID directory, the domain of its requests
+     * without PASID (null when only PASIDs are attached), the domains attached to single PASIDs
+     * (auxiliary domains) and the guest PASIDs bound with the domain each nests on.
+     */
     private static final class Device {
         final int sid;
-        final VtdDomain domain;
+        VtdDomain domain;
         final long directory;
         final Map<Integer, Long> pasidTables = new HashMap<>();
         final Map<Integer, Integer> boundPasids = new HashMap<>(); // host PASID -> owner set id
+        final Map<Integer, VtdDomain> boundParents = new HashMap<>(); // host PASID -> domain it nests on
+        final Map<Integer, VtdDomain> auxPasids = new HashMap<>(); // PASID -> domain attached to it
 
         Device(int sid, VtdDomain domain, long directory) {
             this.sid = sid;
             this.domain = domain;
             this.directory = directory;
+        }
+
+        /** @return {@code true} if {@code d} is attached by requester id or by a PASID */
+        boolean attachedTo(VtdDomain d) {
+            return domain == d || auxPasids.containsValue(d);
+        }
+
+        boolean empty() {
+            return domain == null && auxPasids.isEmpty() && boundPasids.isEmpty();
         }
     }
 
@@ -230,7 +245,7 @@ public final class VtdDriver implements IommuDriver {
     public synchronized void freeDomain(IommuDomain domain) throws IommuException {
         VtdDomain d = own(domain);
         for (Device dev : devices.values()) {
-            if (dev.domain == d) {
+            if (dev.attachedTo(d)) {
                 throw new IommuException(Errno.EBUSY, "domain " + d.did() + " has attached devices");
             }
         }
@@ -245,23 +260,45 @@ public final class VtdDriver implements IommuDriver {
         if (requesterId < 0 || requesterId > 0xffff) {
             throw new IommuException(Errno.EINVAL, "VT-d source ids are 16 bits, not " + requesterId);
         }
-        if (devices.containsKey(requesterId)) {
-            throw new IommuException(Errno.EBUSY, String.format("%04x is attached to a domain already", requesterId));
+        Device existing = devices.get(requesterId);
+        if (existing != null) {
+            if (existing.domain != null) {
+                throw new IommuException(Errno.EBUSY, String.format("%04x is attached to a domain already", requesterId));
+            }
+            // Only PASIDs were attached: its requests without PASID get the domain now.
+            writePasidEntry(existing, 0, ridPasidEntry(d));
+            existing.domain = d;
+            try {
+                queue.submitSync(pasidCache(d.did(), 0), 0, iotlbDomain(d.did()), 0);
+            } catch (IommuException e) {
+                clearPasidEntry(existing, 0);
+                existing.domain = null;
+                throw e;
+            }
+            return;
         }
         init();
+        newDevice(requesterId, d, ridPasidEntry(d), d.did());
+    }
+
+    /**
+     * Sets up a source id: PASID directory, PASID entry 0 (RID_PASID) and the scalable-mode context
+     * entry, then invalidates the context cache. Leaves nothing behind on failure.
+     */
+    private Device newDevice(int requesterId, VtdDomain d, long[] ridPasid, int did) throws IommuException {
         long directory = frames.allocateFrames(DIR_FRAMES);
         Device dev = new Device(requesterId, d, directory);
         long entry = 0;
         try {
-            writePasidEntry(dev, 0, ridPasidEntry(d));
+            writePasidEntry(dev, 0, ridPasid);
             entry = contextTable(requesterId >>> 8, (requesterId & 0x80) != 0) + (requesterId & 0x7f) * 32L;
             memory.write64(entry + 8, 0); // RID_PASID = 0
             // P, PASIDE (requests with PASID allowed), PRE (page requests) when supported, PDTS, directory.
             long pre = pageRequestQueue != 0 ? 1L << 4 : 0;
             memory.write64(entry, directory | ((long) PDTS << 9) | pre | (1L << 3) | 1L);
             devices.put(requesterId, dev);
-            queue.submitSync(contextCacheDevice(d.did(), requesterId), 0, pasidCache(d.did(), 0), 0,
-                    iotlbDomain(d.did()), 0);
+            queue.submitSync(contextCacheDevice(did, requesterId), 0, pasidCache(did, 0), 0, iotlbDomain(did), 0);
+            return dev;
         } catch (IommuException e) {
             // Rejected: leave nothing behind.
             if (entry != 0) {
@@ -296,14 +333,92 @@ public final class VtdDriver implements IommuDriver {
         if (dev == null || dev.domain != d) {
             throw new IommuException(Errno.ENOENT, String.format("%04x is not attached to domain %d", requesterId, d.did()));
         }
+        dev.domain = null;
+        if (!dev.auxPasids.containsValue(d)) {
+            unbindNestedOn(dev, d);
+        }
+        if (dev.empty()) {
+            removeDevice(dev, d.did());
+            return;
+        }
+        // PASIDs stay attached: only requests without PASID are blocked now.
+        writePasidEntry(dev, 0, new long[] {0, d.did(), 0});
+        queue.submitSync(pasidCache(d.did(), 0), 0, iotlbDomain(d.did()), 0);
+    }
+
+    /** Tears down the guest PASIDs of a device that nest on {@code d}. */
+    private void unbindNestedOn(Device dev, VtdDomain d) throws IommuException {
+        for (Map.Entry<Integer, VtdDomain> e : new HashMap<>(dev.boundParents).entrySet()) {
+            if (e.getValue() == d) {
+                teardown(dev, d, e.getKey());
+            }
+        }
+    }
+
+    /** Clears a source id's context entry and frees its PASID structures. */
+    private void removeDevice(Device dev, int did) throws IommuException {
+        int requesterId = dev.sid;
         long entry = contextTable(requesterId >>> 8, (requesterId & 0x80) != 0) + (requesterId & 0x7f) * 32L;
         memory.write64(entry, 0);
         devices.remove(requesterId);
-        for (int pasid : dev.boundPasids.keySet()) {
-            d.nestedPasids.remove(pasid);
-        }
-        queue.submitSync(contextCacheDevice(d.did(), requesterId), 0, pasidCacheDomain(d.did()), 0, iotlbDomain(d.did()), 0);
+        queue.submitSync(contextCacheDevice(did, requesterId), 0, pasidCacheDomain(did), 0, iotlbDomain(did), 0);
         releaseDevice(dev);
+    }
+
+    @Override
+    public synchronized void attachPasid(IommuDomain domain, int requesterId, int pasid) throws IommuException {
+        VtdDomain d = own(domain);
+        if (d.type() != DomainType.UNMANAGED || d.firstStage) {
+            throw new IommuException(Errno.EINVAL, "a PASID takes an UNMANAGED second-stage domain");
+        }
+        if (requesterId < 0 || requesterId > 0xffff) {
+            throw new IommuException(Errno.EINVAL, "VT-d source ids are 16 bits, not " + requesterId);
+        }
+        int pasidBits = (int) ((hw.ecap() >>> 35) & 0x1f) + 1;
+        if (!Pasids.isAllocatable(pasid) || pasid >= 1 << pasidBits) {
+            throw new IommuException(Errno.EINVAL, "PASID " + pasid + " is outside 1.." + ((1 << pasidBits) - 1));
+        }
+        init();
+        Device dev = devices.get(requesterId);
+        if (dev != null && (dev.auxPasids.containsKey(pasid) || dev.boundPasids.containsKey(pasid))) {
+            throw new IommuException(Errno.EBUSY, String.format("PASID %d of %04x is in use", pasid, requesterId));
+        }
+        boolean created = dev == null;
+        if (created) {
+            dev = newDevice(requesterId, null, new long[] {0, d.did(), 0}, d.did());
+        }
+        // PGTT 2 (second stage only), AW, SLPTPTR, DID: the PASID translates as the domain does.
+        writePasidEntry(dev, pasid, new long[] {d.table().root() | (2L << 6) | ((long) d.aw << 2) | 1L, d.did(), 0});
+        dev.auxPasids.put(pasid, d);
+        try {
+            queue.submitSync(pasidCache(d.did(), pasid), 0, pasidIotlbAll(d.did(), pasid), 0);
+        } catch (IommuException e) {
+            clearPasidEntry(dev, pasid);
+            dev.auxPasids.remove(pasid);
+            if (created) {
+                removeDevice(dev, d.did());
+            }
+            throw e;
+        }
+    }
+
+    @Override
+    public synchronized void detachPasid(IommuDomain domain, int requesterId, int pasid) throws IommuException {
+        VtdDomain d = own(domain);
+        Device dev = devices.get(requesterId);
+        if (dev == null || dev.auxPasids.get(pasid) != d) {
+            throw new IommuException(Errno.ENOENT, String.format("domain %d is not attached to PASID %d of %04x",
+                    d.did(), pasid, requesterId));
+        }
+        clearPasidEntry(dev, pasid);
+        dev.auxPasids.remove(pasid);
+        queue.submitSync(pasidCache(d.did(), pasid), 0, pasidIotlbAll(d.did(), pasid), 0);
+        if (!dev.attachedTo(d)) {
+            unbindNestedOn(dev, d);
+        }
+        if (dev.empty()) {
+            removeDevice(dev, d.did());
+        }
     }
 
     private void releaseDevice(Device dev) {
@@ -343,10 +458,10 @@ public final class VtdDriver implements IommuDriver {
             throw new IommuException(Errno.EINVAL, "nesting needs an UNMANAGED second-stage parent domain");
         }
         Device dev = devices.get(requesterId);
-        if (dev == null || dev.domain != d) {
+        if (dev == null || !dev.attachedTo(d)) {
             throw new IommuException(Errno.ENOENT, String.format("%04x is not attached to domain %d", requesterId, d.did()));
         }
-        if (dev.boundPasids.containsKey(bind.hostPasid())) {
+        if (dev.boundPasids.containsKey(bind.hostPasid()) || dev.auxPasids.containsKey(bind.hostPasid())) {
             throw new IommuException(Errno.EBUSY, "PASID " + bind.hostPasid() + " is bound already");
         }
         long sre = (bind.vtdFlags() & GuestPasidBind.VTD_SRE) != 0 ? 1 : 0;
@@ -363,6 +478,7 @@ public final class VtdDriver implements IommuDriver {
             throw e;
         }
         dev.boundPasids.put(bind.hostPasid(), owner.id());
+        dev.boundParents.put(bind.hostPasid(), d);
         d.nestedPasids.add(bind.hostPasid());
     }
 
@@ -372,7 +488,7 @@ public final class VtdDriver implements IommuDriver {
         VtdDomain d = own(parent);
         owner.checkOwned(hostPasid);
         Device dev = devices.get(requesterId);
-        if (dev == null || dev.domain != d || !dev.boundPasids.containsKey(hostPasid)) {
+        if (dev == null || dev.boundParents.get(hostPasid) != d) {
             throw new IommuException(Errno.ENOENT, "PASID " + hostPasid + " is not bound for " + String.format("%04x", requesterId));
         }
         teardown(dev, d, hostPasid);
@@ -382,7 +498,10 @@ public final class VtdDriver implements IommuDriver {
     private void teardown(Device dev, VtdDomain d, int hostPasid) throws IommuException {
         clearPasidEntry(dev, hostPasid);
         dev.boundPasids.remove(hostPasid);
-        d.nestedPasids.remove(hostPasid);
+        dev.boundParents.remove(hostPasid);
+        if (devices.values().stream().noneMatch(other -> other.boundParents.get(hostPasid) == d)) {
+            d.nestedPasids.remove(hostPasid);
+        }
         queue.submitSync(pasidCache(d.did(), hostPasid), 0, pasidIotlbAll(d.did(), hostPasid), 0);
     }
 
@@ -408,7 +527,7 @@ public final class VtdDriver implements IommuDriver {
             Integer owner = dev.boundPasids.get(pasid);
             if (owner != null && owner == setId) {
                 try {
-                    teardown(dev, dev.domain, pasid);
+                    teardown(dev, dev.boundParents.get(pasid), pasid);
                 } catch (IommuException e) {
                     // the entry is cleared; a failed invalidation was reported by the queue
                 }

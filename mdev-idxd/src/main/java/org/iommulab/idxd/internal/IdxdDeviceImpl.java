@@ -1,0 +1,180 @@
+package org.iommulab.idxd.internal;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import org.iommulab.api.device.Requester;
+import org.iommulab.api.errno.Errno;
+import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.idxd.IdxdDevice;
+import org.iommulab.api.idxd.Mdev;
+import org.iommulab.api.idxd.SubmitStatus;
+import org.iommulab.api.idxd.WorkQueueConfig;
+import org.iommulab.api.pasid.PasidSet;
+import org.iommulab.idxd.internal.hw.DsaDevice;
+import org.iommulab.idxd.internal.hw.DsaDriver;
+import org.iommulab.idxd.internal.mdev.MdevImpl;
+
+/** A device as the API presents it: the hardware model plus the host driver's register programming. */
+final class IdxdDeviceImpl implements IdxdDevice {
+    private final DsaDevice hw;
+    private final DsaDriver driver;
+    private final IdxdServiceImpl service;
+    private final List<MdevImpl> mdevs = new ArrayList<>();
+
+    IdxdDeviceImpl(DsaDevice hw, IdxdServiceImpl service) {
+        this.hw = hw;
+        this.driver = new DsaDriver(hw);
+        this.service = service;
+    }
+
+    DsaDevice hw() {
+        return hw;
+    }
+
+    @Override
+    public String name() {
+        return hw.name();
+    }
+
+    @Override
+    public String iommu() {
+        return hw.iommu().name();
+    }
+
+    @Override
+    public int requesterId() {
+        return hw.requesterId();
+    }
+
+    @Override
+    public long mmioSize() {
+        return 0x1000;
+    }
+
+    @Override
+    public long mmioRead(long offset, int size) throws IommuException {
+        return hw.mmioRead(offset, size);
+    }
+
+    @Override
+    public void mmioWrite(long offset, long value, int size) throws IommuException {
+        hw.mmioWrite(offset, value, size);
+    }
+
+    @Override
+    public int queues() {
+        return hw.queues();
+    }
+
+    private int index(int wq) throws IommuException {
+        if (wq < 0 || wq >= hw.queues()) {
+            throw new IommuException(Errno.EINVAL, name() + " has work queues 0 to " + (hw.queues() - 1) + ", not " + wq);
+        }
+        return wq;
+    }
+
+    @Override
+    public synchronized void configure(int wq, WorkQueueConfig config) throws IommuException {
+        if (config == null) {
+            throw new IommuException(Errno.EINVAL, "no configuration");
+        }
+        if (driver.wqEnabled(index(wq))) {
+            throw new IommuException(Errno.EBUSY, name() + " wq" + wq + " is enabled: disable it first");
+        }
+        driver.configure(wq, config);
+    }
+
+    @Override
+    public void enable() throws IommuException {
+        driver.enableDevice();
+    }
+
+    @Override
+    public void disable() throws IommuException {
+        driver.disableDevice();
+    }
+
+    @Override
+    public void enableWq(int wq) throws IommuException {
+        driver.enableWq(index(wq));
+    }
+
+    @Override
+    public void disableWq(int wq) throws IommuException {
+        driver.disableWq(index(wq));
+    }
+
+    @Override
+    public WorkQueueConfig wqConfig(int wq) throws IommuException {
+        return driver.read(index(wq));
+    }
+
+    @Override
+    public boolean wqEnabled(int wq) throws IommuException {
+        return driver.wqEnabled(index(wq));
+    }
+
+    @Override
+    public SubmitStatus movdir64b(int wq, byte[] descriptor) {
+        return hw.movdir64b(wq, descriptor);
+    }
+
+    @Override
+    public SubmitStatus enqcmd(int wq, byte[] descriptor, int pasid, boolean supervisor) {
+        return hw.enqcmd(wq, descriptor, pasid, supervisor);
+    }
+
+    @Override
+    public boolean awaitIdle(long timeoutMillis) throws InterruptedException {
+        return hw.awaitIdle(timeoutMillis);
+    }
+
+    @Override
+    public Map<String, Long> statistics() {
+        return hw.statistics();
+    }
+
+    @Override
+    public Mdev createMdev(String name, int wq, PasidSet vmPasids) throws IommuException {
+        if (vmPasids == null) {
+            throw new IommuException(Errno.EINVAL, "an mdev needs the VM's PASID set");
+        }
+        index(wq);
+        Requester requester = service.bus().registerMediated(name, name());
+        MdevImpl mdev = new MdevImpl(name, this, hw, wq, vmPasids, service::forget, requester, service.bus());
+        try {
+            service.register(mdev);
+            try {
+                mdev.attach();
+            } catch (IommuException | RuntimeException e) {
+                service.forget(mdev);
+                throw e;
+            }
+        } catch (IommuException | RuntimeException e) {
+            service.bus().unregister(name);
+            throw e;
+        }
+        synchronized (this) {
+            mdevs.add(mdev);
+        }
+        return mdev;
+    }
+
+    /** Unplug: the mdevs close, then the hardware. */
+    void close() {
+        List<MdevImpl> all;
+        synchronized (this) {
+            all = new ArrayList<>(mdevs);
+            mdevs.clear();
+        }
+        all.forEach(MdevImpl::unplug);
+        hw.close();
+    }
+
+    @Override
+    public String toString() {
+        return "idxd " + name();
+    }
+}
