@@ -83,6 +83,9 @@ final class IdxdDeviceImpl implements IdxdDevice {
         if (driver.wqEnabled(index(wq))) {
             throw new IommuException(Errno.EBUSY, name() + " wq" + wq + " is enabled: disable it first");
         }
+        if (hw.claimed(wq)) {
+            throw new IommuException(Errno.EBUSY, name() + " wq" + wq + " backs an mdev: close it first");
+        }
         driver.configure(wq, config);
     }
 
@@ -143,7 +146,12 @@ final class IdxdDeviceImpl implements IdxdDevice {
         }
         index(wq);
         Requester requester = service.bus().registerMediated(name, name());
-        MdevImpl mdev = new MdevImpl(name, this, hw, wq, vmPasids, service::forget, requester, service.bus());
+        MdevImpl mdev = new MdevImpl(name, this, hw, wq, vmPasids, closed -> {
+            service.forget(closed);
+            synchronized (this) {
+                mdevs.remove(closed);
+            }
+        }, requester, service.bus());
         try {
             service.register(mdev);
             try {

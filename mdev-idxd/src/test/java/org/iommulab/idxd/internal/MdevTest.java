@@ -15,6 +15,7 @@ import org.iommulab.api.idxd.Mdev;
 import org.iommulab.api.idxd.SubmitStatus;
 import org.iommulab.api.idxd.WorkQueueConfig;
 import org.iommulab.api.pasid.PasidSet;
+import org.iommulab.idxd.internal.hw.DsaDevice;
 import org.iommulab.idxd.internal.hw.DsaRegisters;
 import org.iommulab.idxd.internal.hw.GuestSpace;
 import org.iommulab.vfio.internal.VfioStack;
@@ -107,6 +108,11 @@ class MdevTest {
         assertArrayEquals(dataA, a.space.read(4 * MB, 8192), "each VM's copy stays in its memory");
         assertArrayEquals(dataB, b.space.read(4 * MB, 8192));
 
+        // The host cannot reconfigure a queue that backs mdevs (another VM's mdev could take it over).
+        dsa.disableWq(0);
+        assertEquals(Errno.EBUSY, assertThrows(IommuException.class,
+                () -> dsa.configure(0, WorkQueueConfig.dedicated(8, 1))).errno());
+        dsa.enableWq(0);
         // The security point: only PASIDs the host gave the VM.
         assertEquals(Errno.EPERM, assertThrows(IommuException.class, () -> a.mdev.mapGuestPasid(2, b.space.pasid)).errno());
         assertEquals(SubmitStatus.REJECTED, a.mdev.enqcmd(copy, 2), "an untranslated guest PASID never reaches the device");
@@ -137,7 +143,8 @@ class MdevTest {
 
         assertEquals(Errno.EBUSY, assertThrows(IommuException.class,
                 () -> dsa.createMdev("other", 1, vm.pasids)).errno(), "a dedicated queue backs one mdev");
-        assertEquals(0, vm.command(DsaRegisters.CMD_DISABLE_WQ, 0));
+        assertEquals(DsaRegisters.CMDSTS_INVAL_WQIDX, vm.command(DsaRegisters.CMD_DISABLE_WQ, 0), "a queue mask, as on the parent");
+        assertEquals(0, vm.command(DsaRegisters.CMD_DISABLE_WQ, DsaDevice.queueMask(0)));
         assertTrue(!dsa.wqEnabled(1));
         assertEquals(Errno.EBUSY, assertThrows(IommuException.class, vm.mdev::close).errno(),
                 "its group is in the VM's container");

@@ -15,6 +15,7 @@ import org.iommulab.api.nesting.GuestPasidBind;
 import org.iommulab.api.nesting.NestingFeature;
 import org.iommulab.api.nesting.NestingInfo;
 import org.iommulab.api.nesting.PasidTableConfig;
+import org.iommulab.api.pasid.PasidSet;
 import org.iommulab.api.process.HostProcess;
 import org.iommulab.api.spi.DomainType;
 import org.iommulab.api.spi.IommuDomain;
@@ -47,8 +48,6 @@ final class Container implements VfioContainer {
     private boolean closed;
     /** The PASID each mediated requester's domain is attached to (its default PASID), by requester name. */
     private final Map<String, Integer> mediatedPasids = new java.util.HashMap<>();
-    /** A lease on the owner's PASID set while mediated requesters hold default PASIDs from it. */
-    private VfioService.SetLease mediatedLease;
 
     Container(int id, HostProcess owner, VfioContext context, int dmaEntryLimit) {
         this.id = id;
@@ -284,39 +283,25 @@ final class Container implements VfioContainer {
     /**
      * A mediated requester has no requester id of its own: the domain is attached to a default
      * PASID of its parent's (the 2020 series' auxiliary domain, {@code iommu_aux_attach_device}),
-     * taken from the owner's PASID set.
+     * taken from VFIO's own host set so that the VM can never free it.
      */
     private void attachMediated(ContainerDomain cd, Requester r) throws IommuException {
-        if (mediatedLease == null) {
-            mediatedLease = context.acquirePasidSet(owner.name());
-        }
-        int pasid = -1;
+        PasidSet defaults = context.defaultPasids();
+        int pasid = defaults.allocate();
         try {
-            pasid = mediatedLease.set.allocate();
             cd.driver().attachPasid(cd.domain, r.requesterId(), pasid);
-            mediatedPasids.put(r.name(), pasid);
         } catch (IommuException | RuntimeException e) {
-            if (pasid > 0) {
-                freeDefaultPasid(pasid);
-            }
-            releaseMediatedLease();
+            freeDefaultPasid(pasid);
             throw e;
         }
+        mediatedPasids.put(r.name(), pasid);
     }
 
     private void freeDefaultPasid(int pasid) {
         try {
-            mediatedLease.set.free(pasid);
+            context.defaultPasids().free(pasid);
         } catch (IommuException ignored) {
-            // freed with its set already
-        }
-    }
-
-    private void releaseMediatedLease() {
-        if (mediatedLease != null && mediatedPasids.isEmpty()) {
-            VfioService.SetLease lease = mediatedLease;
-            mediatedLease = null;
-            context.releasePasidSet(lease);
+            // the service's set is closed: it freed every PASID
         }
     }
 
@@ -324,14 +309,17 @@ final class Container implements VfioContainer {
     private boolean detachQuietly(ContainerDomain cd, Requester r) {
         try {
             if (r.mediated()) {
-                Integer pasid = mediatedPasids.remove(r.name());
+                Integer pasid = mediatedPasids.get(r.name());
                 if (pasid != null) {
                     try {
                         cd.driver().detachPasid(cd.domain, r.requesterId(), pasid);
-                    } finally {
-                        freeDefaultPasid(pasid);
-                        releaseMediatedLease();
+                    } catch (IommuException e) {
+                        if (e.errno() != Errno.ENOENT && e.errno() != Errno.ENODEV) {
+                            throw e; // still attached: the PASID stays allocated, never reused while live
+                        }
                     }
+                    mediatedPasids.remove(r.name());
+                    freeDefaultPasid(pasid);
                 }
             } else {
                 cd.driver().detach(cd.domain, r.requesterId());

@@ -35,4 +35,11 @@ interface VfioContext {
     void releasePasidSet(VfioService.SetLease lease);
 
     void closed(Container container);
+
+    /**
+     * @return VFIO's own PASID set, from which mediated devices get their default PASIDs (host
+     *     owned: no VM can free them)
+     * @throws IommuException {@code ENOSPC} if it cannot be created
+     */
+    org.iommulab.api.pasid.PasidSet defaultPasids() throws IommuException;
 }

@@ -66,6 +66,12 @@ public final class VfioService implements Vfio, VfioContext {
     private final Map<String, SetLease> sets = new HashMap<>();
     private int nextId = 1;
     private boolean stopped;
+    private PasidSet defaultPasids;
+
+    /** Owner token of VFIO's own PASID set. */
+    static final String DEFAULT_PASID_OWNER = "vfio.default-pasids";
+    /** How many mediated devices may hold a default PASID at once. */
+    private static final int DEFAULT_PASID_QUOTA = 1024;
 
     /** A reference-counted use of a process's PASID set; a set VFIO created is closed at the last release. */
     static final class SetLease {
@@ -209,6 +215,17 @@ public final class VfioService implements Vfio, VfioContext {
     }
 
     @Override
+    public synchronized PasidSet defaultPasids() throws IommuException {
+        if (defaultPasids == null || defaultPasids.isClosed()) {
+            defaultPasids = pasids.set(DEFAULT_PASID_OWNER).orElse(null);
+            if (defaultPasids == null) {
+                defaultPasids = pasids.createSet(DEFAULT_PASID_OWNER, DEFAULT_PASID_QUOTA);
+            }
+        }
+        return defaultPasids;
+    }
+
+    @Override
     public synchronized void closed(Container container) {
         containers.remove(container.id());
     }
@@ -252,5 +269,13 @@ public final class VfioService implements Vfio, VfioContext {
             open = new ArrayList<>(containers.values());
         }
         open.forEach(VfioContainer::close);
+        PasidSet defaults;
+        synchronized (this) {
+            defaults = defaultPasids;
+            defaultPasids = null;
+        }
+        if (defaults != null) {
+            defaults.close();
+        }
     }
 }

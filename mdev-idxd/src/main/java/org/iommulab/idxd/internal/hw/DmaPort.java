@@ -57,6 +57,11 @@ final class DmaPort {
         return pasid;
     }
 
+    /** @param pager the page requester for what follows, or {@code null} not to block on faults */
+    void pager(PageRequester pager) {
+        this.pager = pager;
+    }
+
     PhysicalMemory memory() {
         return memory;
     }

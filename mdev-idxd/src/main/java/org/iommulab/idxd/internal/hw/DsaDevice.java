@@ -52,6 +52,10 @@ public final class DsaDevice {
     private boolean enabled;
     private boolean closed;
     private int outstanding;
+    /** Bumped at every disable: engines of an earlier enable end when they see it. */
+    private int generation;
+    /** Serialises commands: CMDSTS belongs to one command at a time (Linux's {@code cmd_lock}). */
+    private final ReentrantLock commandLock = new ReentrantLock();
 
     /**
      * @param name device name, for threads and messages
@@ -216,8 +220,40 @@ public final class DsaDevice {
 
     // ---- commands --------------------------------------------------------------------------------
 
-    /** Runs a command written to CMD (operand 19:0, cmd 24:20, int_req 31); the result goes to CMDSTS. */
+    /** IDXD_CMDSTS_HW_ERR: a command could not complete (a wait timed out, or the device is unplugged). */
+    private static final int CMDSTS_HW_ERR = 3;
+
+    /**
+     * Writes CMD and reads CMDSTS as one step, so that concurrent drivers never read each other's
+     * status.
+     *
+     * @param value the CMD value
+     * @return the CMDSTS value the command left
+     */
+    public long runCommand(int value) {
+        commandLock.lock();
+        try {
+            lock.lock();
+            try {
+                command(value);
+                return cmdsts;
+            } finally {
+                lock.unlock();
+            }
+        } finally {
+            commandLock.unlock();
+        }
+    }
+
+    /**
+     * Runs a command written to CMD (operand 19:0, cmd 24:20, int_req 31); the result goes to
+     * CMDSTS. A command written while one is active (CMDSTS.active, bit 31) is ignored.
+     */
     private void command(int value) {
+        if ((cmdsts & (1L << 31)) != 0) {
+            return;
+        }
+        cmdsts = 1L << 31;
         int operand = value & 0xfffff;
         int code = (value >>> 20) & 0x1f;
         int err = switch (code) {
@@ -227,8 +263,9 @@ public final class DsaDevice {
             case DsaRegisters.CMD_DRAIN_ALL, DsaRegisters.CMD_ABORT_ALL -> allQueues(code == DsaRegisters.CMD_ABORT_ALL, -1);
             case DsaRegisters.CMD_DRAIN_PASID, DsaRegisters.CMD_ABORT_PASID ->
                     allQueues(code == DsaRegisters.CMD_ABORT_PASID, operand);
-            case DsaRegisters.CMD_ENABLE_WQ, DsaRegisters.CMD_DISABLE_WQ, DsaRegisters.CMD_DRAIN_WQ,
-                    DsaRegisters.CMD_ABORT_WQ, DsaRegisters.CMD_RESET_WQ -> queueCommand(code, operand);
+            case DsaRegisters.CMD_ENABLE_WQ -> operand >= wqs.length ? DsaRegisters.CMDSTS_INVAL_WQIDX : enableWq(wqs[operand]);
+            case DsaRegisters.CMD_DISABLE_WQ, DsaRegisters.CMD_DRAIN_WQ, DsaRegisters.CMD_ABORT_WQ,
+                    DsaRegisters.CMD_RESET_WQ -> queueCommand(code, operand);
             default -> DsaRegisters.CMDSTS_INVAL_CMD;
         };
         cmdsts = err;
@@ -288,13 +325,18 @@ public final class DsaDevice {
     private int disableDevice() {
         for (WorkQueue wq : wqs) {
             abort(wq, -1);
-            wq.enabled = false;
+            wq.stopping = true;
         }
-        awaitQuiet(null, -1);
+        boolean quiet = awaitQuiet(null, -1);
+        for (WorkQueue wq : wqs) {
+            wq.enabled = false;
+            wq.stopping = false;
+        }
         enabled = false;
+        generation++;
         workAvailable.signalAll();
-        engines.clear(); // the engines see 'enabled' false and end
-        return DsaRegisters.CMDSTS_SUCCESS;
+        engines.clear(); // the engines see the new generation and end
+        return quiet ? DsaRegisters.CMDSTS_SUCCESS : CMDSTS_HW_ERR;
     }
 
     private int resetDevice() {
@@ -313,35 +355,53 @@ public final class DsaDevice {
         return DsaRegisters.CMDSTS_SUCCESS;
     }
 
-    private int queueCommand(int code, int index) {
-        if (index >= wqs.length) {
+    /**
+     * DISABLE, DRAIN, ABORT and RESET_WQ take a queue mask (Linux: {@code BIT(id % 16) | (id / 16) << 16}):
+     * bits 15:0 select queues of the block in bits 19:16.
+     */
+    private int queueCommand(int code, int operand) {
+        int base = ((operand >>> 16) & 0xf) * 16;
+        int mask = operand & 0xffff;
+        if (mask == 0 || base + 31 - Integer.numberOfLeadingZeros(mask) >= wqs.length) {
             return DsaRegisters.CMDSTS_INVAL_WQIDX;
-        }
-        WorkQueue wq = wqs[index];
-        if (code == DsaRegisters.CMD_ENABLE_WQ) {
-            return enableWq(wq);
         }
         if (!enabled) {
             return DsaRegisters.CMDSTS_ERR_DEV_NOT_EN;
         }
-        switch (code) {
-            case DsaRegisters.CMD_DISABLE_WQ -> {
-                awaitQuiet(wq, -1);
-                wq.enabled = false;
+        boolean quiet = true;
+        for (int bit = 0; bit < 16; bit++) {
+            if ((mask & (1 << bit)) == 0) {
+                continue;
             }
-            case DsaRegisters.CMD_DRAIN_WQ -> awaitQuiet(wq, -1);
-            case DsaRegisters.CMD_ABORT_WQ -> {
-                abort(wq, -1);
-                awaitQuiet(wq, -1);
-            }
-            default -> { // RESET_WQ
-                abort(wq, -1);
-                awaitQuiet(wq, -1);
-                wq.enabled = false;
-                java.util.Arrays.fill(wq.config.words, 0);
+            WorkQueue wq = wqs[base + bit];
+            switch (code) {
+                case DsaRegisters.CMD_DISABLE_WQ -> {
+                    wq.stopping = true;
+                    quiet &= awaitQuiet(wq, -1);
+                    wq.enabled = false;
+                    wq.stopping = false;
+                }
+                case DsaRegisters.CMD_DRAIN_WQ -> quiet &= awaitQuiet(wq, -1);
+                case DsaRegisters.CMD_ABORT_WQ -> {
+                    abort(wq, -1);
+                    quiet &= awaitQuiet(wq, -1);
+                }
+                default -> { // RESET_WQ
+                    wq.stopping = true;
+                    abort(wq, -1);
+                    quiet &= awaitQuiet(wq, -1);
+                    wq.enabled = false;
+                    wq.stopping = false;
+                    java.util.Arrays.fill(wq.config.words, 0);
+                }
             }
         }
-        return DsaRegisters.CMDSTS_SUCCESS;
+        return quiet ? DsaRegisters.CMDSTS_SUCCESS : CMDSTS_HW_ERR;
+    }
+
+    /** @return the CMD operand that selects one queue in the WQ commands that take a mask */
+    public static int queueMask(int index) {
+        return 1 << (index % 16) | (index / 16) << 16;
     }
 
     private int enableWq(WorkQueue wq) {
@@ -367,6 +427,20 @@ public final class DsaDevice {
         if (c.maxBatchShift() > DsaRegisters.MAX_BATCH_SHIFT) {
             return DsaRegisters.CMDSTS_ERR_MAX_BATCH_SIZE;
         }
+        int total = 0;
+        for (WorkQueue q : wqs) {
+            total += q.config.size();
+        }
+        if (total > DsaRegisters.TOTAL_WQ_SIZE) {
+            return DsaRegisters.CMDSTS_ERR_WQ_SIZE; // sizes changed since ENABLE_DEVICE: beyond the total
+        }
+        boolean grouped = false;
+        for (long[] g : grpcfg) {
+            grouped |= (g[0] & (1L << wq.index)) != 0 && g[4] != 0;
+        }
+        if (!grouped) {
+            return DsaRegisters.CMDSTS_ERR_WQ_SIZE; // a queue no engine serves would never drain
+        }
         wq.enabled = true;
         return DsaRegisters.CMDSTS_SUCCESS;
     }
@@ -380,10 +454,11 @@ public final class DsaDevice {
                 abort(wq, pasid);
             }
         }
+        boolean quiet = true;
         for (WorkQueue wq : wqs) {
-            awaitQuiet(wq, pasid);
+            quiet &= awaitQuiet(wq, pasid);
         }
-        return DsaRegisters.CMDSTS_SUCCESS;
+        return quiet ? DsaRegisters.CMDSTS_SUCCESS : CMDSTS_HW_ERR;
     }
 
     /** Discards waiting descriptors (of one PASID, or all for -1); they never complete. */
@@ -396,17 +471,25 @@ public final class DsaDevice {
         progress.signalAll();
     }
 
-    /** Waits (lock held) until a queue (or every queue, for null) has nothing waiting or running. */
-    private void awaitQuiet(WorkQueue only, int pasid) {
+    /**
+     * Waits (lock held) until a queue (or every queue, for null) has nothing waiting or running.
+     *
+     * @return {@code false} if the bound ran out first
+     */
+    private boolean awaitQuiet(WorkQueue only, int pasid) {
         long left = WAIT_NANOS;
-        while (left > 0 && busy(only, pasid)) {
+        while (busy(only, pasid)) {
+            if (left <= 0) {
+                return false;
+            }
             try {
                 left = progress.awaitNanos(left);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                return;
+                return false;
             }
         }
+        return true;
     }
 
     private boolean busy(WorkQueue only, int pasid) {
@@ -440,7 +523,7 @@ public final class DsaDevice {
         lock.lock();
         try {
             WorkQueue wq = wqs[index];
-            if (!enabled || !wq.enabled || !wq.config.dedicated()) {
+            if (!enabled || !wq.enabled || wq.stopping || !wq.config.dedicated()) {
                 count("dropped", 1);
                 return SubmitStatus.REJECTED;
             }
@@ -472,7 +555,7 @@ public final class DsaDevice {
             if (wq.config.dedicated()) {
                 return SubmitStatus.REJECTED;
             }
-            if (!enabled || !wq.enabled || wq.pending.size() >= wq.config.size()) {
+            if (!enabled || !wq.enabled || wq.stopping || wq.pending.size() >= wq.config.size()) {
                 count("retries", 1);
                 return SubmitStatus.RETRY;
             }
@@ -495,22 +578,23 @@ public final class DsaDevice {
 
     private void startEngine(int group, int engine) {
         Processor processor = new Processor(this, new DmaPort(iommu, iommu.memory(), requesterId));
-        Thread t = new Thread(() -> engineLoop(group, processor), name + "-engine-" + engine);
+        int born = generation;
+        Thread t = new Thread(() -> engineLoop(group, processor, born), name + "-engine-" + engine);
         t.setDaemon(true);
         engines.add(t);
         t.start();
     }
 
-    private void engineLoop(int group, Processor processor) {
+    private void engineLoop(int group, Processor processor, int born) {
         while (true) {
-            Work work;
+            Work work = null;
             lock.lock();
             try {
-                while ((work = next(group)) == null) {
-                    if (!enabled) {
-                        return;
-                    }
+                while (generation == born && (work = next(group)) == null) {
                     workAvailable.awaitUninterruptibly();
+                }
+                if (generation != born) {
+                    return; // the device was disabled since this engine started
                 }
                 work.wq.running.add(work.seq);
                 runningPasids.merge(work.pasid, 1, Integer::sum);
@@ -549,16 +633,25 @@ public final class DsaDevice {
         return best == null ? null : best.pending.pollFirst();
     }
 
-    /** DRAIN: blocks the engine until every descriptor that arrived in the queue before it completed. */
-    void awaitDrained(Work drain) {
+    /**
+     * DRAIN: blocks the engine until every descriptor that arrived in the queue before it completed.
+     *
+     * @return {@code false} if the bound ran out first
+     */
+    boolean awaitDrained(Work drain) {
         lock.lock();
         try {
             long left = WAIT_NANOS;
-            while (left > 0 && !drain.wq.drainedBefore(drain.seq)) {
+            while (!drain.wq.drainedBefore(drain.seq)) {
+                if (left <= 0) {
+                    return false;
+                }
                 left = progress.awaitNanos(left);
             }
+            return true;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+            return false;
         } finally {
             lock.unlock();
         }
@@ -573,7 +666,8 @@ public final class DsaDevice {
                 return false;
             }
             long deadline = System.nanoTime() + PAGE_RESPONSE_NANOS;
-            while (System.nanoTime() < deadline && !closed) {
+            int born = generation;
+            while (System.nanoTime() < deadline && !closed && generation == born && !wq.stopping) {
                 PageResponse r = iommu.pageRequestStatus(requesterId, pasid, group);
                 if (r != null) {
                     count("page-responses." + r.name().toLowerCase(java.util.Locale.ROOT), 1);
@@ -675,7 +769,8 @@ public final class DsaDevice {
     }
 
     /**
-     * Marks a queue as backing an mdev.
+     * Marks a queue as backing an mdev: while claimed, the host cannot reconfigure it, and a dedicated
+     * queue backs one mdev only.
      *
      * @throws IommuException {@code EBUSY} if a dedicated queue backs another one already
      */
@@ -683,12 +778,10 @@ public final class DsaDevice {
         lock.lock();
         try {
             WorkQueue wq = wqs[index];
-            if (wq.owner != null && wq.owner != owner && wq.config.dedicated()) {
+            if (wq.config.dedicated() && !wq.owners.isEmpty() && !wq.owners.contains(owner)) {
                 throw new IommuException(Errno.EBUSY, "dedicated work queue " + index + " of " + name + " backs another mdev");
             }
-            if (wq.config.dedicated()) {
-                wq.owner = owner;
-            }
+            wq.owners.add(owner);
         } finally {
             lock.unlock();
         }
@@ -697,9 +790,29 @@ public final class DsaDevice {
     public void release(int index, Object owner) {
         lock.lock();
         try {
-            if (wqs[index].owner == owner) {
-                wqs[index].owner = null;
-            }
+            wqs[index].owners.remove(owner);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** @return {@code true} if some mdev is backed by the queue */
+    public boolean claimed(int index) {
+        lock.lock();
+        try {
+            return !wqs[index].owners.isEmpty();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * @return {@code true} if {@code owner} is the only mdev backed by the queue
+     */
+    public boolean ownedBy(int index, Object owner) {
+        lock.lock();
+        try {
+            return wqs[index].owners.size() == 1 && wqs[index].owners.contains(owner);
         } finally {
             lock.unlock();
         }

@@ -48,7 +48,12 @@ public final class DsaDriver {
     }
 
     public void disableWq(int wq) throws IommuException {
-        command(DsaRegisters.CMD_DISABLE_WQ, wq);
+        command(DsaRegisters.CMD_DISABLE_WQ, DsaDevice.queueMask(wq));
+    }
+
+    /** DRAIN_WQ: waits for the queue's descriptors. */
+    public void drainWq(int wq) throws IommuException {
+        command(DsaRegisters.CMD_DRAIN_WQ, DsaDevice.queueMask(wq));
     }
 
     /** DRAIN_PASID: waits for every descriptor of the PASID (Linux drains before unbinding). */
@@ -84,8 +89,7 @@ public final class DsaDriver {
      * @throws IommuException {@code EIO} with the CMDSTS error code if the command failed
      */
     public void command(int cmd, int operand) throws IommuException {
-        device.mmioWrite(DsaRegisters.CMD, (long) (cmd & 0x1f) << 20 | (operand & 0xfffff), 4);
-        long sts = device.mmioRead(DsaRegisters.CMDSTS, 4);
+        long sts = device.runCommand((cmd & 0x1f) << 20 | (operand & 0xfffff));
         if ((sts & 0xff) != 0) {
             throw new IommuException(Errno.EIO, String.format("%s: command %d (operand %d) failed, CMDSTS error 0x%02x",
                     device.name(), cmd, operand, sts & 0xff));

@@ -213,6 +213,9 @@ final class Operations {
                     c.result = 2;
                     c.opSpecific = (int) recSize;
                     c.bytesCompleted = done + w;
+                    if ((d.flags & Dsa.FLAG_CR) != 0 && (d.op8(56) & (1 << 2)) == 0) {
+                        c.status = Dsa.COMP_SUCCESS_PRED;
+                    }
                     return;
                 }
                 int word = (int) ((done + w) >>> 3);
@@ -231,6 +234,10 @@ final class Operations {
         }
         c.result = recSize == 0 ? 0 : 1;
         c.opSpecific = (int) recSize;
+        // Check Result: the predicate holds if the mask (byte 56) has the result's bit set.
+        if ((d.flags & Dsa.FLAG_CR) != 0 && (d.op8(56) & (1 << c.result)) == 0) {
+            c.status = Dsa.COMP_SUCCESS_PRED;
+        }
     }
 
     /**

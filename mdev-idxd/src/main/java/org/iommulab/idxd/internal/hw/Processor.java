@@ -32,9 +32,8 @@ final class Processor {
         current = work;
         Descriptor d = Descriptor.decode(work.descriptor);
         WqConfig cfg = work.wq.config;
-        boolean blocks = cfg.blockOnFault() && !cfg.prsDisabled() && (d.flags & Dsa.FLAG_BOF) != 0;
         // A privileged descriptor the queue does not allow fails PRIV_BAD; its record is written as a user request.
-        port.begin(work.pasid, work.priv && cfg.priv(), blocks ? device.pager(work.wq) : null);
+        port.begin(work.pasid, work.priv && cfg.priv(), blocks(d, cfg) ? device.pager(work.wq) : null);
         Completion c = completion.reset();
         try {
             if (work.priv && !cfg.priv()) {
@@ -42,7 +41,9 @@ final class Processor {
             } else if (d.opcode == Dsa.OP_BATCH && check(d, cfg, false, c)) {
                 batch(d, cfg, c);
             } else if (d.opcode == Dsa.OP_DRAIN && check(d, cfg, false, c)) {
-                device.awaitDrained(work);
+                if (!device.awaitDrained(work)) {
+                    c.status = Dsa.COMP_HW_ERR1; // the descriptors before it never finished
+                }
             } else if (d.opcode != Dsa.OP_BATCH && d.opcode != Dsa.OP_DRAIN) {
                 execute(d, cfg, false, c);
             }
@@ -51,6 +52,11 @@ final class Processor {
             c.status = Dsa.COMP_HW_ERR1;
         }
         complete(d, c, false, 0);
+    }
+
+    /** @return {@code true} if a fault of this descriptor turns into a page request */
+    private static boolean blocks(Descriptor d, WqConfig cfg) {
+        return cfg.blockOnFault() && !cfg.prsDisabled() && (d.flags & Dsa.FLAG_BOF) != 0;
     }
 
     /** Checks and executes a non-batch descriptor (also a batch member). */
@@ -159,6 +165,9 @@ final class Processor {
                 if (maxDelta == 0 || maxDelta % Operations.DELTA_ENTRY != 0) {
                     return fail(c, Dsa.COMP_DR_ERANGE);
                 }
+                if (!d.zero(52, 56) || !d.zero(57, Dsa.DESC_SIZE)) {
+                    return fail(c, Dsa.COMP_NOZERO_RESERVE); // delt_rsvd and the bytes after expected_res_mask
+                }
                 return true;
             case Dsa.OP_AP_DELTA:
                 if (size == 0 || size > Math.min(maxXfer, Operations.MAX_DELTA_XFER) || (size & 7) != 0) {
@@ -225,6 +234,8 @@ final class Processor {
                 break; // fenced: earlier members failed, the rest are abandoned
             }
             Completion mc = memberCompletion.reset();
+            // Each member blocks on faults by its own BOF flag.
+            port.pager(blocks(m, cfg) ? device.pager(current.wq) : null);
             execute(m, cfg, true, mc);
             complete(m, mc, true, i);
             processed++;

@@ -14,9 +14,11 @@ final class WorkQueue {
     /** Sequence numbers of descriptors an engine is running. */
     final TreeSet<Long> running = new TreeSet<>();
     boolean enabled;
+    /** Being disabled: enabled still (WQCFG read-only) but the portals refuse new descriptors. */
+    boolean stopping;
     long nextSeq;
-    /** The mdev this queue backs, if any (a dedicated queue backs at most one). */
-    Object owner;
+    /** The mdevs this queue backs (a dedicated queue backs at most one). */
+    final java.util.Set<Object> owners = new java.util.HashSet<>();
 
     WorkQueue(int index) {
         this.index = index;

@@ -191,7 +191,7 @@ public final class MdevImpl implements Mdev {
                 return operand != VWQ ? DsaRegisters.CMDSTS_INVAL_WQIDX : enableQueue();
             case DsaRegisters.CMD_DISABLE_WQ:
             case DsaRegisters.CMD_DRAIN_WQ:
-                if (operand != VWQ) {
+                if (operand != DsaDevice.queueMask(VWQ)) { // these take a queue mask, as on the parent
                     return DsaRegisters.CMDSTS_INVAL_WQIDX;
                 }
                 if (!deviceEnabled) {
@@ -246,14 +246,27 @@ public final class MdevImpl implements Mdev {
             if (host == null || !vmPasids.contains(host)) {
                 return DsaRegisters.CMDSTS_ERR_PASID_EN; // only PASIDs the host authorised for this VM
             }
-            if (driver.wqEnabled(wq)) {
+            if (!hw.ownedBy(wq, this)) {
+                return DsaRegisters.CMDSTS_ERR_WQ_MODE; // the real queue is not this mdev's alone
+            }
+            boolean wasEnabled = driver.wqEnabled(wq);
+            if (wasEnabled) {
                 driver.disableWq(wq);
             }
             boolean bof = (vwqcfg[2] & 2) != 0;
-            driver.configure(wq, new WorkQueueConfig(backing.size(), true, priority, bof, true, host, false,
-                    backing.prsDisabled(), Math.min(vwqcfg[3] & 0x1f, backing.maxTransferShift()),
-                    Math.min((vwqcfg[3] >>> 5) & 0xf, backing.maxBatchShift())));
-            driver.enableWq(wq);
+            try {
+                driver.configure(wq, new WorkQueueConfig(backing.size(), true, priority, bof, true, host, false,
+                        backing.prsDisabled(), Math.min(vwqcfg[3] & 0x1f, backing.maxTransferShift()),
+                        Math.min((vwqcfg[3] >>> 5) & 0xf, backing.maxBatchShift())));
+                driver.enableWq(wq);
+            } catch (IommuException e) {
+                // Put the real queue back as it was.
+                driver.configure(wq, backing);
+                if (wasEnabled) {
+                    driver.enableWq(wq);
+                }
+                throw e;
+            }
             dedicatedHostPasid = host;
             wqEnabled = true;
             return DsaRegisters.CMDSTS_SUCCESS;
@@ -283,7 +296,7 @@ public final class MdevImpl implements Mdev {
     private void drain() {
         try {
             if ((vwqcfg[2] & 1) != 0) {
-                driver.command(DsaRegisters.CMD_DRAIN_WQ, wq);
+                driver.drainWq(wq);
             } else {
                 for (int host : guestToHost.values()) {
                     driver.drainPasid(host);
@@ -310,8 +323,15 @@ public final class MdevImpl implements Mdev {
 
     @Override
     public synchronized void unmapGuestPasid(int guestPasid) throws IommuException {
-        if (guestToHost.remove(guestPasid) == null) {
+        Integer host = guestToHost.remove(guestPasid);
+        if (host == null) {
             throw new IommuException(Errno.ENOENT, "guest PASID " + guestPasid + " is not translated");
+        }
+        // Descriptors already queued with it finish before the translation is gone (Linux drains a PASID before freeing it).
+        try {
+            driver.drainPasid(host);
+        } catch (IommuException e) {
+            // the parent is disabled: nothing of it runs
         }
     }
 
@@ -347,8 +367,8 @@ public final class MdevImpl implements Mdev {
             if (closed || !wqEnabled || (vwqcfg[2] & 1) == 0) {
                 return SubmitStatus.REJECTED;
             }
-            if (!vmPasids.contains(dedicatedHostPasid)) {
-                return SubmitStatus.REJECTED; // the VM's PASID was freed since the queue was enabled
+            if (!vmPasids.contains(dedicatedHostPasid) || !hw.ownedBy(wq, this)) {
+                return SubmitStatus.REJECTED; // the VM's PASID was freed since, or the queue is not ours alone
             }
         }
         return hw.movdir64b(wq, descriptor);

@@ -180,6 +180,9 @@ class DsaOperationsTest {
         c = run(Dsa.descriptor(Dsa.OP_CR_DELTA).addr1(gva(SRC)).addr2(gva(DST)).size(8192)
                 .op(40, gva(AUX), 8).op(48, 20, 4));
         assertEquals(2, c.result(), "a record larger than max_delta_size overflows");
+        c = run(Dsa.descriptor(Dsa.OP_CR_DELTA).flags(Dsa.FLAG_CR).addr1(gva(SRC)).addr2(gva(SRC)).size(64)
+                .op(40, gva(AUX), 8).op(48, 100, 4).op(56, 0b10, 1));
+        assertEquals(Dsa.COMP_SUCCESS_PRED, c.status(), "equal buffers (result 0) but the mask expects result 1");
         c = run(Dsa.descriptor(Dsa.OP_AP_DELTA).addr1(gva(AUX)).addr2(gva(AUX + 4096)).size(64).op(40, 30, 4));
         assertEquals(Dsa.COMP_DR_OFFSET_ERANGE, c.status(), "word 17 lies beyond a 64-byte region");
     }
@@ -269,5 +272,56 @@ class DsaOperationsTest {
 
         run(Dsa.descriptor(Dsa.OP_NOOP).flags(Dsa.FLAG_RCI).interruptHandle(3));
         assertEquals(1L, dev.statistics().get("interrupts"));
+    }
+
+    @Test
+    void commandsAreSerialisedTakeQueueMasksAndEnginesEndWithTheirEnable() throws Exception {
+        // DISABLE_WQ with Linux's mask operand BIT(0): queue 0, not queue 1.
+        driver.disableDevice();
+        driver.configure(1, WorkQueueConfig.dedicated(4, g.pasid)); // GRPCFG changes only while disabled
+        driver.enableDevice();
+        driver.enableWq(0);
+        driver.enableWq(1);
+        driver.command(DsaRegisters.CMD_DISABLE_WQ, DsaDevice.queueMask(0));
+        assertTrue(!driver.wqEnabled(0) && driver.wqEnabled(1));
+        driver.enableWq(0);
+
+        // Concurrent drivers never read each other's CMDSTS.
+        java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        Thread[] threads = new Thread[3];
+        for (int i = 0; i < threads.length; i++) {
+            int wq = i % 2;
+            threads[i] = new Thread(() -> {
+                try {
+                    DsaDriver own = new DsaDriver(dev);
+                    for (int k = 0; k < 300; k++) {
+                        own.drainWq(wq);
+                    }
+                } catch (Throwable e) {
+                    failure.compareAndSet(null, e);
+                }
+            });
+            threads[i].start();
+        }
+        for (Thread t : threads) {
+            t.join(30_000);
+        }
+        assertEquals(null, failure.get());
+
+        // Disable and enable again and again: the engines of each enable end with it.
+        for (int i = 0; i < 40; i++) {
+            driver.disableDevice();
+            driver.enableDevice();
+        }
+        driver.enableWq(0);
+        CompletionRecord c = run(Dsa.descriptor(Dsa.OP_NOOP));
+        assertEquals(Dsa.COMP_SUCCESS, c.status(), "and the device still works");
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        long engines;
+        do {
+            engines = Thread.getAllStackTraces().keySet().stream()
+                    .filter(t -> t.getName().startsWith("dsa0-engine")).count();
+        } while (engines > 4 && System.nanoTime() < deadline);
+        assertTrue(engines <= 4, engines + " engine threads");
     }
 }

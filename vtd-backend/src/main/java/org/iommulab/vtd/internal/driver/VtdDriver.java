@@ -523,14 +523,19 @@ public final class VtdDriver implements IommuDriver {
         if (queue == null) {
             return;
         }
-        for (Device dev : devices.values()) {
+        for (Device dev : new java.util.ArrayList<>(devices.values())) {
             Integer owner = dev.boundPasids.get(pasid);
-            if (owner != null && owner == setId) {
-                try {
+            try {
+                if (owner != null && owner == setId) {
                     teardown(dev, dev.boundParents.get(pasid), pasid);
-                } catch (IommuException e) {
-                    // the entry is cleared; a failed invalidation was reported by the queue
                 }
+                // A domain attached to a PASID that was freed under it stops translating too.
+                VtdDomain aux = dev.auxPasids.get(pasid);
+                if (aux != null) {
+                    detachPasid(aux, dev.sid, pasid);
+                }
+            } catch (IommuException e) {
+                // the entry is cleared; a failed invalidation was reported by the queue
             }
         }
     }
