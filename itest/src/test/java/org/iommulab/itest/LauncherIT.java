@@ -109,6 +109,10 @@ class LauncherIT {
         Run r = run(dir, "", "-c", "demo");
         assertEquals(0, r.status(), r.err());
         assertTrue(r.out().contains("[pasid] a fourth allocation exceeds the quota -> ENOSPC"), r.out());
+        assertTrue(r.out().contains("== vSVA on vtd"), r.out());
+        assertTrue(r.out().contains("-> VFIO BIND_PGTBL"), r.out());
+        assertTrue(r.out().contains("PGTT 3"), "the host PASID entry the VMM caused is nested: " + r.out());
+        assertTrue(r.out().contains("after 1 page request; the destination matches"), r.out());
         assertTrue(r.out().contains("== demo complete =="), r.out());
     }
 
@@ -195,5 +199,20 @@ class LauncherIT {
         assertTrue(lines.contains("completion status=PAGE_FAULT_NOBOF|WRITE result=0 bytes=2048 fault=0x200000 op=0x0"),
                 "2 KiB copied before IOVA 0x200000 faulted: " + r.out());
         assertTrue(lines.contains("completed.SUCCESS 3"), r.out());
+    }
+
+    /** The README's vSVA session by hand: every trap of the VMM is printed and the copies land. */
+    @Test
+    void vmVsvaExample(@TempDir Path dir) throws Exception {
+        Path script = Path.of(System.getProperty("iommulab.examples", "../docs/examples"), "vm-vsva.gosh");
+        Run r = run(dir, "", script.toString());
+        assertEquals(0, r.status(), r.err());
+        String out = r.out();
+        assertTrue(out.contains("-> VFIO BIND_PGTBL"), out);
+        assertTrue(out.contains("0x1122334455667788"), "the copy reached the destination: " + out);
+        assertTrue(out.contains("injected into the guest's virtual IOMMU"), out);
+        assertTrue(out.contains("trap: guest page response SUCCESS"), out);
+        assertTrue(out.contains("page requests answered by the guest: 1"), out);
+        assertEquals(2, out.lines().filter(l -> l.equals("completion status=SUCCESS result=0 bytes=0 fault=0x0 op=0x0")).count());
     }
 }

@@ -139,6 +139,18 @@ public interface HostProcess {
      */
     long residentAddress(long vaddr);
 
+    /**
+     * A window of the address space seen as a physical address space starting at 0: a VM's RAM as
+     * its CPU and its virtual IOMMU see it (GPA {@code g} is {@code vaddr + g}). Pages are faulted in
+     * on access; an access beyond {@code size} is an address-size error, one outside the process's
+     * mappings an unbacked one.
+     *
+     * @param vaddr first virtual address of the window
+     * @param size bytes, at least 1
+     * @return the view, never {@code null}
+     */
+    org.iommulab.api.memory.PhysicalMemory physicalView(long vaddr, long size);
+
     /** @return the number of pages pinned now (a page pinned twice counts once) */
     long pinnedPages();
 

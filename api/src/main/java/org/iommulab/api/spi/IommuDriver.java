@@ -93,6 +93,50 @@ public interface IommuDriver {
     }
 
     /**
+     * Binds a process's first-stage page table (CPU format) to a PASID of a requester, first stage
+     * only: shared virtual addressing, as Linux's SVA does for a host process and a guest kernel
+     * does on its virtual IOMMU (VT-d: a PASID entry with PGTT first stage, its DID the requester's
+     * domain's).
+     *
+     * @param requesterId a requester attached to a domain of this driver
+     * @param pasid the PASID, 1 to the IOMMU's width
+     * @param pgd physical address of the root table (CR3), 4 KiB aligned
+     * @param addressWidth 48 (4-level) or 57 (5-level)
+     * @param flags {@link GuestPasidBind} {@code VTD_*} flags (supervisor requests: {@code VTD_SRE})
+     * @throws IommuException {@code EOPNOTSUPP} without first-stage support (the default),
+     *     {@code ENOENT} if the requester is not attached, {@code EBUSY} if the PASID is in use,
+     *     {@code EINVAL} for bad values
+     */
+    default void bindFirstStage(int requesterId, int pasid, long pgd, int addressWidth, int flags) throws IommuException {
+        throw new IommuException(org.iommulab.api.errno.Errno.EOPNOTSUPP, "first-stage binding is not supported");
+    }
+
+    /**
+     * Removes a first-stage binding and invalidates its cached translations.
+     *
+     * @param requesterId the requester
+     * @param pasid the bound PASID
+     * @throws IommuException {@code ENOENT} if not bound
+     */
+    default void unbindFirstStage(int requesterId, int pasid) throws IommuException {
+        throw new IommuException(org.iommulab.api.errno.Errno.ENOENT, "PASID " + pasid + " is not bound");
+    }
+
+    /**
+     * Invalidates the cached translations of a first-stage binding after its owner changed the
+     * page table (Linux {@code intel_flush_svm_range}), and waits for completion.
+     *
+     * @param requesterId the requester
+     * @param pasid the bound PASID
+     * @param address first address, 4 KiB aligned
+     * @param size bytes, a positive multiple of 4 KiB
+     * @throws IommuException {@code ENOENT} if not bound, {@code EINVAL} for a bad range
+     */
+    default void invalidateFirstStage(int requesterId, int pasid, long address, long size) throws IommuException {
+        throw new IommuException(org.iommulab.api.errno.Errno.ENOENT, "PASID " + pasid + " is not bound");
+    }
+
+    /**
      * Binds a guest's first-stage page table to a host PASID of a requester, nested on
      * {@code parent} (VT-d: a PASID entry with PGTT nested).
      *

@@ -113,6 +113,16 @@ public interface IommuInstance {
         return null;
     }
 
+    /**
+     * Makes this instance a guest's virtual IOMMU whose cache invalidations the VMM traps.
+     *
+     * @param listener the VMM's listener, or {@code null} to stop
+     * @throws IommuException {@code EOPNOTSUPP} if the backend reports no guest changes (the default)
+     */
+    default void setGuestListener(org.iommulab.api.nesting.GuestIommuListener listener) throws IommuException {
+        throw new IommuException(org.iommulab.api.errno.Errno.EOPNOTSUPP, vendor() + " reports no guest changes");
+    }
+
     /** @return the host driver of this instance, never {@code null} */
     IommuDriver driver();
 

@@ -31,6 +31,24 @@ public interface IommuRegistry {
     IommuInstance create(String vendor, String name, Map<String, String> configuration) throws IommuException;
 
     /**
+     * Creates an instance over another physical address space, for a VMM's guest: the guest's
+     * virtual IOMMU, whose structures live in guest memory. It is not listed among the registry's
+     * instances; the caller owns it and closes it. It is closed if its backend leaves.
+     *
+     * @param vendor a backend's vendor id
+     * @param name a name for messages (need not be unique)
+     * @param configuration keys to override the backend's defaults, not {@code null}
+     * @param memory the address space the instance's hardware model reads, not {@code null}
+     * @param frames where its driver allocates structures within {@code memory}, not {@code null}
+     * @return the instance
+     * @throws IommuException {@code ENODEV} if no backend has that vendor id, {@code EINVAL} for a
+     *     bad configuration
+     */
+    IommuInstance createGuest(String vendor, String name, Map<String, String> configuration,
+            org.iommulab.api.memory.PhysicalMemory memory, org.iommulab.api.memory.FrameAllocator frames)
+            throws IommuException;
+
+    /**
      * Closes and forgets an instance.
      *
      * @param name instance name

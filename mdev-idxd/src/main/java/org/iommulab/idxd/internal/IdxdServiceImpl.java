@@ -112,7 +112,7 @@ public final class IdxdServiceImpl implements IdxdService {
 
     /** Every device is unplugged when the bundle stops. */
     @Deactivate
-    void deactivate() {
+    public void deactivate() {
         List<IdxdDeviceImpl> all;
         synchronized (this) {
             all = new ArrayList<>(devices.values());

@@ -100,6 +100,11 @@ final class VtdInstance implements IommuInstance {
     }
 
     @Override
+    public void setGuestListener(org.iommulab.api.nesting.GuestIommuListener listener) {
+        hw.setGuestListener(listener);
+    }
+
+    @Override
     public IommuDriver driver() {
         return driver;
     }

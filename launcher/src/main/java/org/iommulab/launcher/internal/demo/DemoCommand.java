@@ -5,6 +5,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 import org.apache.felix.service.command.Descriptor;
 import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.idxd.IdxdService;
+import org.iommulab.api.vmm.VmManager;
 import org.iommulab.api.memory.HostMemory;
 import org.iommulab.api.pasid.PasidSpace;
 import org.iommulab.api.spi.IommuRegistry;
@@ -36,6 +38,14 @@ public final class DemoCommand {
             policyOption = ReferencePolicyOption.GREEDY)
     private volatile IommuRegistry registry;
 
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC,
+            policyOption = ReferencePolicyOption.GREEDY)
+    private volatile IdxdService idxd;
+
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC,
+            policyOption = ReferencePolicyOption.GREEDY)
+    private volatile VmManager vmm;
+
     private final AtomicInteger runs = new AtomicInteger();
 
     /**
@@ -44,15 +54,22 @@ public final class DemoCommand {
      * @throws IommuException if a step fails in a way the demo does not expect
      */
     @Descriptor("run the demo: every step printed, non-zero exit if a step does not behave as it should")
-    public void demo() throws IommuException {
+    public void demo() throws IommuException, InterruptedException {
         HostMemory m = memory;
         PasidSpace p = pasids;
         IommuRegistry r = registry;
         if (m == null || p == null || r == null) {
             throw new IllegalStateException("the platform services are not available (is the platform bundle started?)");
         }
+        IdxdService devices = idxd;
+        VmManager vms = vmm;
+        if (devices == null || vms == null) {
+            throw new IllegalStateException("the IDXD and VMM services are not available (are mdev-idxd and vmm started?)");
+        }
         PrintStream out = System.out;
         new PlatformDemo(m, p, r, out).run();
+        new VsvaDemo(r, devices, vms, out).run("vtd");
+        out.println("== demo complete ==");
         runs.incrementAndGet();
     }
 

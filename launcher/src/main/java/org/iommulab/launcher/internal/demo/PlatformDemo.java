@@ -37,7 +37,6 @@ final class PlatformDemo {
         framesStep();
         pasidStep();
         backendsStep();
-        out.println("== demo complete ==");
     }
 
     private void memoryStep() {
@@ -124,7 +123,7 @@ final class PlatformDemo {
         expect(false, what + ": expected " + errno + " but it succeeded");
     }
 
-    private static void expect(boolean condition, String failure) {
+    static void expect(boolean condition, String failure) {
         if (!condition) {
             throw new IllegalStateException("demo step failed: " + failure);
         }

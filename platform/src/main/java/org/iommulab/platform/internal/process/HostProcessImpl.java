@@ -290,6 +290,11 @@ final class HostProcessImpl implements HostProcess {
     }
 
     @Override
+    public org.iommulab.api.memory.PhysicalMemory physicalView(long vaddr, long size) {
+        return new ProcessMemoryView(this, vaddr, size);
+    }
+
+    @Override
     public synchronized long pinnedPages() {
         return pins.size();
     }

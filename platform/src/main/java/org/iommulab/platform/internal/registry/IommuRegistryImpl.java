@@ -13,7 +13,9 @@ import org.iommulab.api.dto.BackendDTO;
 import org.iommulab.api.dto.IommuInstanceDTO;
 import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.memory.FrameAllocator;
 import org.iommulab.api.memory.HostMemory;
+import org.iommulab.api.memory.PhysicalMemory;
 import org.iommulab.api.spi.InstanceListener;
 import org.iommulab.api.spi.IommuBackend;
 import org.iommulab.api.spi.IommuInstance;
@@ -57,6 +59,9 @@ public final class IommuRegistryImpl implements IommuRegistry {
     private record Created(IommuInstance instance, IommuBackend backend) {
     }
 
+    /** Instances over guest memory, closed with their backend. */
+    private final List<Created> guests = new ArrayList<>();
+
     /** @param memory host memory every instance works over */
     @Activate
     public IommuRegistryImpl(@Reference HostMemory memory) {
@@ -87,6 +92,13 @@ public final class IommuRegistryImpl implements IommuRegistry {
             instances.values().removeIf(c -> {
                 if (c.backend() == backend) {
                     orphans.add(c.instance());
+                    return true;
+                }
+                return false;
+            });
+            guests.removeIf(c -> {
+                if (c.backend() == backend) {
+                    c.instance().close();
                     return true;
                 }
                 return false;
@@ -146,6 +158,36 @@ public final class IommuRegistryImpl implements IommuRegistry {
                     }
                 }
             }
+        }
+        return instance;
+    }
+
+    @Override
+    public IommuInstance createGuest(String vendor, String name, Map<String, String> configuration,
+            PhysicalMemory guestMemory, FrameAllocator frames) throws IommuException {
+        if (configuration == null || guestMemory == null || frames == null) {
+            throw new IommuException(Errno.EINVAL, "configuration, memory and frames must not be null");
+        }
+        IommuBackend backend;
+        synchronized (this) {
+            List<Registered> offered = backends.get(vendor);
+            if (offered == null || offered.isEmpty()) {
+                throw new IommuException(Errno.ENODEV, "no backend for vendor '" + vendor + "' (have " + backends.keySet() + ")");
+            }
+            backend = offered.get(0).backend();
+        }
+        IommuInstance instance;
+        try {
+            instance = backend.create(name, new LinkedHashMap<>(configuration), guestMemory, frames);
+        } catch (RuntimeException e) {
+            throw new IommuException(Errno.EINVAL, "backend '" + vendor + "' failed to create '" + name + "': " + e, e);
+        }
+        synchronized (this) {
+            if (backends.getOrDefault(vendor, List.of()).stream().noneMatch(r -> r.backend() == backend)) {
+                instance.close(); // the backend left meanwhile
+                throw new IommuException(Errno.ENODEV, "backend '" + vendor + "' left");
+            }
+            guests.add(new Created(instance, backend));
         }
         return instance;
     }

@@ -88,6 +88,7 @@ public final class VtdDriver implements IommuDriver {
         final Map<Integer, Integer> boundPasids = new HashMap<>(); // host PASID -> owner set id
         final Map<Integer, VtdDomain> boundParents = new HashMap<>(); // host PASID -> domain it nests on
         final Map<Integer, VtdDomain> auxPasids = new HashMap<>(); // PASID -> domain attached to it
+        final Map<Integer, Integer> firstStagePasids = new HashMap<>(); // PASID -> DID of its entry
 
         Device(int sid, VtdDomain domain, long directory) {
             this.sid = sid;
@@ -101,7 +102,11 @@ public final class VtdDriver implements IommuDriver {
         }
 
         boolean empty() {
-            return domain == null && auxPasids.isEmpty() && boundPasids.isEmpty();
+            return domain == null && auxPasids.isEmpty() && boundPasids.isEmpty() && firstStagePasids.isEmpty();
+        }
+
+        boolean pasidInUse(int pasid) {
+            return boundPasids.containsKey(pasid) || auxPasids.containsKey(pasid) || firstStagePasids.containsKey(pasid);
         }
     }
 
@@ -337,6 +342,10 @@ public final class VtdDriver implements IommuDriver {
         if (!dev.auxPasids.containsValue(d)) {
             unbindNestedOn(dev, d);
         }
+        // First-stage bindings carry the detached domain's DID: they go with it, as SVA needs a domain.
+        for (int pasid : new java.util.ArrayList<>(dev.firstStagePasids.keySet())) {
+            unbindFirstStage(requesterId, pasid);
+        }
         if (dev.empty()) {
             removeDevice(dev, d.did());
             return;
@@ -380,7 +389,7 @@ public final class VtdDriver implements IommuDriver {
         }
         init();
         Device dev = devices.get(requesterId);
-        if (dev != null && (dev.auxPasids.containsKey(pasid) || dev.boundPasids.containsKey(pasid))) {
+        if (dev != null && dev.pasidInUse(pasid)) {
             throw new IommuException(Errno.EBUSY, String.format("PASID %d of %04x is in use", pasid, requesterId));
         }
         boolean created = dev == null;
@@ -400,6 +409,74 @@ public final class VtdDriver implements IommuDriver {
             }
             throw e;
         }
+    }
+
+    @Override
+    public synchronized void bindFirstStage(int requesterId, int pasid, long pgd, int addressWidth, int flags)
+            throws IommuException {
+        Device dev = devices.get(requesterId);
+        if (dev == null || dev.domain == null) {
+            throw new IommuException(Errno.ENOENT, String.format("%04x is not attached to a domain", requesterId));
+        }
+        int pasidBits = (int) ((hw.ecap() >>> 35) & 0x1f) + 1;
+        if (!Pasids.isAllocatable(pasid) || pasid >= 1 << pasidBits) {
+            throw new IommuException(Errno.EINVAL, "PASID " + pasid + " is outside 1.." + ((1 << pasidBits) - 1));
+        }
+        if ((flags & ~GuestPasidBind.VTD_FLAGS_MASK) != 0) {
+            throw new IommuException(Errno.EINVAL, "unknown VT-d bind flags 0x" + Integer.toHexString(flags));
+        }
+        int flpm;
+        if (addressWidth == 48) {
+            flpm = 0;
+        } else if (addressWidth == 57 && (hw.cap() & (1L << 60)) != 0) {
+            flpm = 1;
+        } else {
+            throw new IommuException(Errno.EINVAL, "address width must be 48 or 57 (with FS5LP), not " + addressWidth);
+        }
+        if ((pgd & 0xfffL) != 0 || pgd < 0) {
+            throw new IommuException(Errno.EINVAL, String.format("page table 0x%x is not 4 KiB aligned", pgd));
+        }
+        if (dev.pasidInUse(pasid)) {
+            throw new IommuException(Errno.EBUSY, String.format("PASID %d of %04x is in use", pasid, requesterId));
+        }
+        int did = dev.domain.did();
+        long sre = (flags & GuestPasidBind.VTD_SRE) != 0 ? 1 : 0;
+        // PGTT 1 (first stage only), DID; FLPTPTR, NXE, FLPM, SRE (VT-d 3.x §9.6).
+        writePasidEntry(dev, pasid, new long[] {(1L << 6) | 1L, did, pgd | (1L << 5) | ((long) flpm << 2) | sre});
+        dev.firstStagePasids.put(pasid, did);
+        try {
+            queue.submitSync(pasidCache(did, pasid), 0, pasidIotlbAll(did, pasid), 0);
+        } catch (IommuException e) {
+            clearPasidEntry(dev, pasid);
+            dev.firstStagePasids.remove(pasid);
+            throw e;
+        }
+    }
+
+    @Override
+    public synchronized void unbindFirstStage(int requesterId, int pasid) throws IommuException {
+        Device dev = devices.get(requesterId);
+        Integer did = dev == null ? null : dev.firstStagePasids.get(pasid);
+        if (did == null) {
+            throw new IommuException(Errno.ENOENT, String.format("PASID %d of %04x is not bound", pasid, requesterId));
+        }
+        clearPasidEntry(dev, pasid);
+        dev.firstStagePasids.remove(pasid);
+        queue.submitSync(pasidCache(did, pasid), 0, pasidIotlbAll(did, pasid), 0);
+    }
+
+    @Override
+    public synchronized void invalidateFirstStage(int requesterId, int pasid, long address, long size)
+            throws IommuException {
+        Device dev = devices.get(requesterId);
+        Integer did = dev == null ? null : dev.firstStagePasids.get(pasid);
+        if (did == null) {
+            throw new IommuException(Errno.ENOENT, String.format("PASID %d of %04x is not bound", pasid, requesterId));
+        }
+        if ((address & 0xfff) != 0 || size <= 0 || (size & 0xfff) != 0 || address + size - 1 < address) {
+            throw new IommuException(Errno.EINVAL, String.format("bad range 0x%x+0x%x", address, size));
+        }
+        flushRangeChecked(did, pasid, address, size, false);
     }
 
     @Override
@@ -461,7 +538,7 @@ public final class VtdDriver implements IommuDriver {
         if (dev == null || !dev.attachedTo(d)) {
             throw new IommuException(Errno.ENOENT, String.format("%04x is not attached to domain %d", requesterId, d.did()));
         }
-        if (dev.boundPasids.containsKey(bind.hostPasid()) || dev.auxPasids.containsKey(bind.hostPasid())) {
+        if (dev.pasidInUse(bind.hostPasid())) {
             throw new IommuException(Errno.EBUSY, "PASID " + bind.hostPasid() + " is bound already");
         }
         long sre = (bind.vtdFlags() & GuestPasidBind.VTD_SRE) != 0 ? 1 : 0;

@@ -1,5 +1,15 @@
 package org.iommulab.vtd.internal.hw;
 
+import java.util.Optional;
+import java.util.Set;
+
+import org.iommulab.api.fault.PageResponse;
+import org.iommulab.api.invalidation.CacheInvalidation;
+import org.iommulab.api.invalidation.CacheType;
+import org.iommulab.api.nesting.GuestIommuListener;
+import org.iommulab.api.nesting.GuestPasidBind;
+import org.iommulab.api.nesting.NestingInfo;
+
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -504,6 +514,79 @@ public final class VtdHardware {
         }
     }
 
+    /** The VMM's trap of a virtual IOMMU, or null. */
+    private volatile GuestIommuListener guestListener;
+    /** First-stage bindings reported to the guest listener: (source id << 20 | PASID) -> DID. */
+    private final java.util.Map<Long, Integer> reportedBindings = new java.util.HashMap<>();
+
+    /**
+     * @param listener receives what the guest's invalidations reveal (caching mode), or null
+     */
+    public void setGuestListener(GuestIommuListener listener) {
+        this.guestListener = listener;
+    }
+
+    /**
+     * After a PASID-selective PASID-cache invalidation: re-reads the PASID entries of {@code pasid}
+     * with domain id {@code did} under every present scalable-mode context entry, and reports first-stage
+     * bindings that appeared, changed or went away (QEMU's {@code vtd_pasid_cache_sync}).
+     */
+    private void reportPasidEntries(GuestIommuListener l, int did, int pasid) {
+        java.util.Map<Long, Optional<GuestPasidBind>> found = new java.util.LinkedHashMap<>();
+        if ((rootTable & VtdReg.RTADDR_TTM_MASK) != VtdReg.RTADDR_TTM_SCALABLE) {
+            return; // legacy mode has no PASID entries
+        }
+        long root = rootTable & ~0xfffL;
+        for (int bus = 0; bus < 256; bus++) {
+            for (int half = 0; half < 2; half++) {
+                long re = readQuietly(root + bus * 16L + half * 8L);
+                if ((re & 1) == 0) {
+                    continue;
+                }
+                for (int i = 0; i < 128; i++) {
+                    int sid = bus << 8 | half << 7 | i;
+                    long ce = readQuietly((re & ~0xfffL) + i * 32L);
+                    if ((ce & 1) == 0 || (pasid >>> 6) >= 1 << (((ce >>> 9) & 7) + 7)) {
+                        continue;
+                    }
+                    long de = readQuietly((ce & ~0xfffL) + (pasid >>> 6) * 8L);
+                    if ((de & 1) == 0) {
+                        continue;
+                    }
+                    long e = (de & ~0xfffL) + (pasid & 63) * 64L;
+                    long q0 = readQuietly(e);
+                    long q1 = readQuietly(e + 8);
+                    long q2 = readQuietly(e + 16);
+                    long key = (long) sid << 20 | pasid;
+                    boolean firstStage = (q0 & 1) != 0 && ((q0 >>> 6) & 7) == 1;
+                    if (firstStage && (q1 & 0xffff) == did) {
+                        int aw = ((q2 >>> 2) & 3) == 0 ? 48 : 57;
+                        found.put(key, Optional.of(new GuestPasidBind(NestingInfo.FORMAT_INTEL_VTD, pasid, pasid, true,
+                                q2 & ~0xfffL, aw, (q2 & 1) != 0 ? GuestPasidBind.VTD_SRE : 0, 0, 0)));
+                    } else if (Integer.valueOf(did).equals(reportedBindings.get(key))) {
+                        found.put(key, Optional.empty()); // was bound under this DID: gone now
+                    }
+                }
+            }
+        }
+        for (java.util.Map.Entry<Long, Optional<GuestPasidBind>> f : found.entrySet()) {
+            if (f.getValue().isPresent()) {
+                reportedBindings.put(f.getKey(), did);
+            } else {
+                reportedBindings.remove(f.getKey());
+            }
+            l.pasidEntryChanged((int) (f.getKey() >>> 20), pasid, f.getValue());
+        }
+    }
+
+    private long readQuietly(long address) {
+        try {
+            return memory.read64(address);
+        } catch (MemoryAccessException e) {
+            return 0;
+        }
+    }
+
     /**
      * Executes one descriptor (§6.5.2.1-§6.5.2.11); type = qw0[11:9]:qw0[3:0].
      *
@@ -537,6 +620,13 @@ public final class VtdHardware {
                     // LPIG 66, PRG index 75:67
                 prq.respond((int) (q0 >>> 16) & 0xffff, (q0 & (1L << 4)) != 0 ? pasid : org.iommulab.api.pasid.Pasids.NO_PASID,
                         (int) (q1 >>> 3) & 0x1ff, (int) (q0 >>> 12) & 0xf);
+                GuestIommuListener responded = guestListener;
+                if (responded != null) {
+                    int code = (int) (q0 >>> 12) & 0xf;
+                    responded.pageResponse((int) (q0 >>> 16) & 0xffff,
+                            (q0 & (1L << 4)) != 0 ? pasid : org.iommulab.api.pasid.Pasids.NO_PASID, (int) (q1 >>> 3) & 0x1ff,
+                            code == 0 ? PageResponse.SUCCESS : code == 1 ? PageResponse.INVALID : PageResponse.FAILURE);
+                }
                 return true;
             case 5: // invalidation wait: IF 4, SW 5, FN 6, status data 63:32, status address 63:2
                 if ((q0 & (1L << 5)) != 0) {
@@ -560,7 +650,20 @@ public final class VtdHardware {
                 if (g < 2) {
                     return false;
                 }
-                return iotlbInvalidate(g == 2 ? 4 : 5, did, q1, true, pasid);
+                if (!iotlbInvalidate(g == 2 ? 4 : 5, did, q1, true, pasid)) {
+                    return false;
+                }
+                GuestIommuListener flushed = guestListener;
+                if (flushed != null) {
+                    try {
+                        flushed.invalidated(g == 2 ? CacheInvalidation.pasid(Set.of(CacheType.IOTLB), pasid, -1)
+                                : CacheInvalidation.range(Set.of(CacheType.IOTLB), pasid, -1, q1 & ~0xfffL, 4096,
+                                        1L << (q1 & 0x3f), (q1 & 0x40) != 0));
+                    } catch (org.iommulab.api.errno.IommuException e) {
+                        // cannot happen for a descriptor iotlbInvalidate accepted
+                    }
+                }
+                return true;
             case 7: // PASID-cache: G 0 domain, 1 PASID-selective, 3 global
                 if (g == 2) {
                     return false;
@@ -572,6 +675,10 @@ public final class VtdHardware {
                 } else {
                     translator.pasidCache.invalidate((key, data, o) -> (data[o + 1] & 0xffff) == did
                             && (key & 0xfffff) == pasid);
+                    GuestIommuListener l = guestListener;
+                    if (l != null) {
+                        reportPasidEntries(l, did, pasid);
+                    }
                 }
                 return true;
             default:

@@ -1,0 +1,146 @@
+package org.iommulab.vmm.internal;
+
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicLong;
+
+import org.iommulab.api.errno.Errno;
+import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.memory.PhysicalMemory;
+import org.iommulab.api.fault.FaultListener;
+import org.iommulab.api.fault.IommuFault;
+import org.iommulab.api.fault.PageRequest;
+import org.iommulab.api.fault.PageResponse;
+import org.iommulab.api.idxd.Mdev;
+import org.iommulab.api.spi.DomainType;
+import org.iommulab.api.spi.IommuDomain;
+import org.iommulab.api.spi.IommuDriver;
+import org.iommulab.api.spi.IommuInstance;
+import org.iommulab.api.vmm.GuestKernel;
+import org.iommulab.api.vmm.GuestProcess;
+
+/**
+ * The guest kernel: its IOMMU driver is the backend's own driver running over guest memory (the
+ * guest's intel-iommu), its page allocator a pool of guest frames, and its page-fault handler
+ * answers the page requests its virtual IOMMU reports by paging the address back in.
+ */
+final class GuestKernelImpl implements GuestKernel {
+    // The virtual device's registers, as the parent lays them out (Linux drivers/dma/idxd/registers.h).
+    private static final int WQCFG = 0x500;
+    private static final int CMD = 0xa0;
+    private static final int CMDSTS = 0xa8;
+    private static final int CMD_ENABLE_DEVICE = 1;
+    private static final int CMD_ENABLE_WQ = 6;
+
+    private final VmImpl vm;
+    private final IommuInstance viommu;
+    private final PhysicalMemory memory;
+    private final GuestPool tables;
+    private final GuestPool pages;
+    private final List<GuestProcessImpl> processes = new CopyOnWriteArrayList<>();
+    private final AtomicLong pageRequests = new AtomicLong();
+    private boolean listening;
+
+    GuestKernelImpl(VmImpl vm, IommuInstance viommu, PhysicalMemory memory, GuestPool tables, GuestPool pages) {
+        this.vm = vm;
+        this.viommu = viommu;
+        this.memory = memory;
+        this.tables = tables;
+        this.pages = pages;
+    }
+
+    IommuDriver driver() {
+        return viommu.driver();
+    }
+
+    PhysicalMemory memory() {
+        return memory;
+    }
+
+    GuestPool tables() {
+        return tables;
+    }
+
+    GuestPool pages() {
+        return pages;
+    }
+
+    VmImpl vm() {
+        return vm;
+    }
+
+    @Override
+    public GuestProcess startProcess(String name) throws IommuException {
+        GuestProcessImpl p = new GuestProcessImpl(name, vm.allocatePasid(), this);
+        processes.add(p);
+        vm.log("guest: process %s started with PASID %d, page table at GPA 0x%x", name, p.pasid(), p.pgd());
+        return p;
+    }
+
+    @Override
+    public List<GuestProcess> processes() {
+        return List.copyOf(processes);
+    }
+
+    @Override
+    public synchronized void probeDevice(int virtualRid) throws IommuException {
+        Mdev mdev = vm.device(virtualRid).orElseThrow(
+                () -> new IommuException(Errno.ENOENT, "no device at virtual rid 0x" + Integer.toHexString(virtualRid))).mdev();
+        if (!listening) {
+            driver().addFaultListener(new FaultListener() {
+                @Override
+                public void fault(IommuFault fault) {
+                }
+
+                @Override
+                public void pageRequest(PageRequest request) {
+                    handlePageRequest(request);
+                }
+            });
+            listening = true;
+        }
+        // The device's requests without PASID are blocked: the guest uses it through SVA only.
+        IommuDomain blocked = driver().allocateDomain(DomainType.BLOCKED);
+        driver().attach(blocked, virtualRid);
+        // The guest's idxd driver: one shared virtual queue, PASIDs from submitters, block on fault.
+        mdev.mmioWrite(WQCFG, 16, 4);                                 // wq_size
+        mdev.mmioWrite(WQCFG + 8, 1 << 1 | 10 << 4 | 1 << 28, 4);     // shared, bof, priority 10, pasid_en
+        mdev.mmioWrite(WQCFG + 12, 20 | 5 << 5, 4);                   // max transfer 1 MiB, batch 32
+        command(mdev, CMD_ENABLE_DEVICE, 0);
+        command(mdev, CMD_ENABLE_WQ, 0);
+        vm.log("guest: probed the device at 0x%x: attached through the virtual IOMMU, shared virtual queue enabled",
+                virtualRid);
+    }
+
+    private static void command(Mdev mdev, int cmd, int operand) throws IommuException {
+        mdev.mmioWrite(CMD, (long) cmd << 20 | operand, 4);
+        long sts = mdev.mmioRead(CMDSTS, 4) & 0xff;
+        if (sts != 0) {
+            throw new IommuException(Errno.EIO, "virtual device command " + cmd + " failed with CMDSTS 0x" + Long.toHexString(sts));
+        }
+    }
+
+    /** The guest's page-fault handler for device page requests: page the address in, answer. */
+    private void handlePageRequest(PageRequest request) {
+        PageResponse answer = PageResponse.INVALID;
+        for (GuestProcessImpl p : processes) {
+            if (p.pasid() == request.pasid()) {
+                answer = p.pageIn(request.address()) ? PageResponse.SUCCESS : PageResponse.INVALID;
+                break;
+            }
+        }
+        pageRequests.incrementAndGet();
+        vm.log("guest: page request for 0x%x (PASID %d) -> paged in, answering %s", request.address(), request.pasid(),
+                answer);
+        try {
+            driver().pageResponse(request.requesterId(), request.pasid(), request.groupIndex(), answer);
+        } catch (IommuException e) {
+            vm.log("guest: page response failed: %s", e.getMessage());
+        }
+    }
+
+    @Override
+    public long pageRequestsHandled() {
+        return pageRequests.get();
+    }
+}

@@ -1,0 +1,289 @@
+package org.iommulab.vmm.internal;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+import org.iommulab.api.errno.Errno;
+import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.events.EventLog;
+import org.iommulab.api.fault.FaultListener;
+import org.iommulab.api.fault.IommuFault;
+import org.iommulab.api.fault.PageRequest;
+import org.iommulab.api.fault.PageResponse;
+import org.iommulab.api.idxd.IdxdDevice;
+import org.iommulab.api.idxd.IdxdService;
+import org.iommulab.api.idxd.Mdev;
+import org.iommulab.api.invalidation.CacheInvalidation;
+import org.iommulab.api.memory.PhysicalMemory;
+import org.iommulab.api.nesting.GuestIommuListener;
+import org.iommulab.api.nesting.GuestPasidBind;
+import org.iommulab.api.pasid.PasidSet;
+import org.iommulab.api.process.HostProcess;
+import org.iommulab.api.spi.IommuInstance;
+import org.iommulab.api.vfio.VfioContainer;
+import org.iommulab.api.vfio.VfioIommuType;
+import org.iommulab.api.vmm.GuestKernel;
+import org.iommulab.api.vmm.Vm;
+
+/**
+ * A VM and its traps. Its virtual IOMMU reports guest changes here ({@link GuestIommuListener}):
+ * a first-stage PASID entry becomes VFIO BIND_PGTBL and an mdev PASID translation, a guest
+ * invalidation becomes VFIO CACHE_INVLD, a guest page response goes to the host driver. Host page
+ * requests for the VM's PASIDs are injected into the virtual IOMMU. Guest PASIDs are host PASIDs:
+ * the guest gets them through the paravirtual call, as with VT-d's virtual command interface.
+ */
+final class VmImpl implements Vm, GuestIommuListener {
+    /** The mdev as the guest sees it: behind its virtual IOMMU at a virtual requester id. */
+    record Assigned(Mdev mdev, int virtualRid, int hostRid) {
+    }
+
+    private final String name;
+    private final IommuInstance host;
+    private final HostProcess process;
+    private final long ramBase;
+    private final long ramSize;
+    private final PhysicalMemory memory;
+    private final PasidSet pasids;
+    private final VfioContainer container;
+    private final IommuInstance viommu;
+    private final GuestKernelImpl kernel;
+    private final EventLog events;
+    private final IdxdService idxd;
+    private final List<Assigned> devices = new CopyOnWriteArrayList<>();
+    private final java.util.concurrent.ConcurrentLinkedQueue<String> journal = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final FaultListener hostFaults = new FaultListener() {
+        @Override
+        public void fault(IommuFault fault) {
+            // DMA faults of the VM's PASIDs are the guest's business only through page requests
+        }
+
+        @Override
+        public void pageRequest(PageRequest request) {
+            injectPageRequest(request);
+        }
+    };
+
+    VmImpl(String name, IommuInstance host, HostProcess process, long ramBase, long ramSize, PasidSet pasids,
+            VfioContainer container, IommuInstance viommu, PhysicalMemory memory, GuestPool tables,
+            GuestPool pages, EventLog events, IdxdService idxd) {
+        this.name = name;
+        this.host = host;
+        this.process = process;
+        this.ramBase = ramBase;
+        this.ramSize = ramSize;
+        this.memory = memory;
+        this.pasids = pasids;
+        this.container = container;
+        this.viommu = viommu;
+        this.events = events;
+        this.idxd = idxd;
+        this.kernel = new GuestKernelImpl(this, viommu, memory, tables, pages);
+    }
+
+    /** Connects the traps: the virtual IOMMU's reports and the host IOMMU's page requests. */
+    void start() throws IommuException {
+        viommu.setGuestListener(this);
+        host.driver().addFaultListener(hostFaults);
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public String hostIommu() {
+        return host.name();
+    }
+
+    @Override
+    public long ramSize() {
+        return ramSize;
+    }
+
+    @Override
+    public PhysicalMemory guestMemory() {
+        return memory;
+    }
+
+    @Override
+    public IommuInstance viommu() {
+        return viommu;
+    }
+
+    @Override
+    public VfioContainer container() {
+        return container;
+    }
+
+    PasidSet pasids() {
+        return pasids;
+    }
+
+    @Override
+    public synchronized Mdev assignMdev(String idxdDevice, int wq, int virtualRid) throws IommuException {
+        if (!devices.isEmpty()) {
+            throw new IommuException(Errno.EBUSY, name + " has a device already: a nesting container holds one group");
+        }
+        IdxdDevice parent = idxd.device(idxdDevice)
+                .orElseThrow(() -> new IommuException(Errno.ENOENT, "no IDXD device '" + idxdDevice + "'"));
+        if (!parent.iommu().equals(host.name())) {
+            throw new IommuException(Errno.EINVAL, idxdDevice + " sits behind " + parent.iommu() + ", the VM behind " + host.name());
+        }
+        Mdev mdev = parent.createMdev(name + "-" + idxdDevice + "-wq" + wq, wq, pasids);
+        try {
+            container.addGroup(mdev.requester().groupId());
+            container.setIommu(VfioIommuType.NESTING);
+            container.mapDma(ramBase, 0, ramSize, 3); // guest RAM at GPA 0
+        } catch (IommuException | RuntimeException e) {
+            container.close();
+            closeQuietly(mdev);
+            throw e;
+        }
+        devices.add(new Assigned(mdev, virtualRid, parent.requesterId()));
+        log("assigned %s at virtual rid 0x%x (host group %d, RAM mapped through VFIO)", mdev.name(), virtualRid,
+                mdev.requester().groupId());
+        return mdev;
+    }
+
+    @Override
+    public List<Mdev> devices() {
+        List<Mdev> list = new ArrayList<>();
+        devices.forEach(a -> list.add(a.mdev()));
+        return list;
+    }
+
+    Optional<Assigned> device(int virtualRid) {
+        return devices.stream().filter(a -> a.virtualRid() == virtualRid).findFirst();
+    }
+
+    @Override
+    public GuestKernel guest() {
+        return kernel;
+    }
+
+    /** The paravirtual PASID call: VFIO PASID_REQUEST; the guest uses the host PASID it returns. */
+    int allocatePasid() throws IommuException {
+        int pasid = container.pasidAlloc(1, org.iommulab.api.pasid.Pasids.MAX_PASID);
+        log("guest PASID allocation -> VFIO PASID_REQUEST -> PASID %d", pasid);
+        return pasid;
+    }
+
+    // ---- traps ---------------------------------------------------------------------------------
+
+    @Override
+    public void pasidEntryChanged(int requesterId, int pasid, Optional<GuestPasidBind> firstStage) {
+        Optional<Assigned> dev = device(requesterId);
+        if (dev.isEmpty()) {
+            return;
+        }
+        try {
+            if (firstStage.isPresent()) {
+                container.bindGuestPageTable(firstStage.get());
+                dev.get().mdev().mapGuestPasid(pasid, pasid);
+                log("trap: PASID-cache invalidation, PASID %d first stage at GPA 0x%x -> VFIO BIND_PGTBL", pasid,
+                        firstStage.get().guestPgd());
+            } else if (container.bindings().containsKey(pasid)) {
+                dev.get().mdev().unmapGuestPasid(pasid);
+                container.unbindGuestPageTable(pasid);
+                log("trap: PASID-cache invalidation, PASID %d entry gone -> VFIO UNBIND_PGTBL", pasid);
+            }
+        } catch (IommuException e) {
+            log("trap: PASID %d: the host refused: %s", pasid, e.getMessage());
+        }
+    }
+
+    @Override
+    public void invalidated(CacheInvalidation invalidation) {
+        try {
+            container.cacheInvalidate(invalidation);
+            log("trap: guest invalidation %s -> VFIO CACHE_INVLD", invalidation);
+        } catch (IommuException e) {
+            log("trap: guest invalidation %s: the host refused: %s", invalidation, e.getMessage());
+        }
+    }
+
+    @Override
+    public void pageResponse(int requesterId, int pasid, int groupIndex, PageResponse response) {
+        Optional<Assigned> dev = device(requesterId);
+        if (dev.isEmpty()) {
+            return;
+        }
+        try {
+            host.driver().pageResponse(dev.get().hostRid(), pasid, groupIndex, response);
+            log("trap: guest page response %s (PASID %d, group %d) -> host", response, pasid, groupIndex);
+        } catch (IommuException e) {
+            log("trap: guest page response for PASID %d: %s", pasid, e.getMessage());
+        }
+    }
+
+    /** A host page request for one of the VM's PASIDs goes to the guest through its virtual IOMMU. */
+    private void injectPageRequest(PageRequest request) {
+        Optional<Assigned> dev = devices.stream().filter(a -> a.hostRid() == request.requesterId()).findFirst();
+        if (dev.isEmpty() || !pasids.contains(request.pasid())) {
+            return; // another VM's, or the host's own
+        }
+        log("host page request (PASID %d, 0x%x) -> injected into the guest's virtual IOMMU", request.pasid(),
+                request.address());
+        if (!viommu.pageRequest(dev.get().virtualRid(), request.pasid(), request.address(), request.access(),
+                request.groupIndex())) {
+            try {
+                host.driver().pageResponse(request.requesterId(), request.pasid(), request.groupIndex(), PageResponse.INVALID);
+            } catch (IommuException e) {
+                // answered already
+            }
+        }
+    }
+
+    void log(String format, Object... args) {
+        String line = String.format(format, args);
+        journal.add(line);
+        events.record("vmm", name + ": " + line);
+    }
+
+    @Override
+    public List<String> takeJournal() {
+        List<String> lines = new ArrayList<>();
+        String line;
+        while ((line = journal.poll()) != null) {
+            lines.add(line);
+        }
+        return lines;
+    }
+
+    /** Shutdown: traps off, devices released, container closed, memory and PASIDs returned. */
+    void close() {
+        try {
+            viommu.setGuestListener(null);
+        } catch (IommuException e) {
+            // nothing to detach
+        }
+        host.driver().removeFaultListener(hostFaults);
+        container.close();
+        for (Assigned a : devices) {
+            closeQuietly(a.mdev());
+        }
+        devices.clear();
+        viommu.close();
+        pasids.close();
+    }
+
+    private static void closeQuietly(Mdev mdev) {
+        try {
+            mdev.close();
+        } catch (IommuException e) {
+            // its group is still held: it goes when the holder lets go
+        }
+    }
+
+    HostProcess process() {
+        return process;
+    }
+
+    Map<Integer, GuestPasidBind> hostBindings() {
+        return container.bindings();
+    }
+}

@@ -1,0 +1,186 @@
+package org.iommulab.vmm.internal;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.annotation.Annotation;
+import java.util.Random;
+
+import org.iommulab.api.idxd.Dsa;
+import org.iommulab.api.idxd.Dsa.CompletionRecord;
+import org.iommulab.api.idxd.IdxdDevice;
+import org.iommulab.api.idxd.Mdev;
+import org.iommulab.api.idxd.SubmitStatus;
+import org.iommulab.api.idxd.WorkQueueConfig;
+import org.iommulab.api.spi.IommuInstance;
+import org.iommulab.api.translation.Access;
+import org.iommulab.api.translation.Translation;
+import org.iommulab.api.vmm.GuestProcess;
+import org.iommulab.api.vmm.Vm;
+import org.iommulab.idxd.internal.IdxdServiceImpl;
+import org.iommulab.platform.internal.events.EventLogImpl;
+import org.iommulab.vfio.internal.VfioStack;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * vSVA end to end on VT-d: a guest binds a process through its virtual IOMMU, the VMM's traps make
+ * the host bind it nested through VFIO, the guest's MEMMOVE by guest PASID lands in guest memory, a
+ * page-out with invalidation makes the next descriptor fault and a guest page request resolves it.
+ */
+class VtdVsvaTest {
+    static final long MB = 1 << 20;
+    static final int VRID = 0x0008;
+    static final long SRC = 0x7000_0000_0000L;
+    static final long DST = 0x7000_0010_0000L;
+    static final long COMP = 0x7000_0020_0000L;
+
+    final VfioStack stack = new VfioStack();
+    IdxdServiceImpl idxd;
+    VmManagerImpl vmm;
+    IommuInstance host;
+    IdxdDevice dsa;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        idxd = new IdxdServiceImpl(stack.registry, stack.bus);
+        EventLogImpl events = new EventLogImpl(new EventLogImpl.Config() {
+            @Override
+            public Class<? extends Annotation> annotationType() {
+                return EventLogImpl.Config.class;
+            }
+
+            @Override
+            public int capacity() {
+                return 1000;
+            }
+        });
+        vmm = new VmManagerImpl(stack.registry, stack.processes, stack.pasids, stack.vfio, idxd, events);
+        host = stack.instance("vtd", "vtd0");
+        dsa = idxd.create("dsa0", "vtd0", 0x10);
+        dsa.configure(0, WorkQueueConfig.shared(16));
+        dsa.enable();
+        dsa.enableWq(0);
+    }
+
+    @AfterEach
+    void tearDown() {
+        vmm.deactivate();
+        idxd.deactivate();
+    }
+
+    static byte[] random(int n, long seed) {
+        byte[] b = new byte[n];
+        new Random(seed).nextBytes(b);
+        return b;
+    }
+
+    CompletionRecord run(GuestProcess p, Dsa.Builder d) throws Exception {
+        p.write(COMP, new byte[32]);
+        assertEquals(SubmitStatus.ACCEPTED, p.enqcmd(VRID, d.completion(COMP).build()));
+        assertTrue(dsa.awaitIdle(20_000));
+        return CompletionRecord.decode(p.read(COMP, 32));
+    }
+
+    @Test
+    void aGuestProcessSharesItsAddressSpaceWithAnMdevThroughItsVirtualIommu() throws Exception {
+        Vm vm = vmm.create("vm1", "vtd0", 64 * MB);
+        Mdev mdev = vm.assignMdev("dsa0", 0, VRID);
+        vm.guest().probeDevice(VRID);
+        GuestProcess p = vm.guest().startProcess("app");
+        assertTrue(stack.pasids.set("vm1").orElseThrow().contains(p.pasid()), "the guest's PASID is the VM's host PASID");
+        p.map(SRC, 4 * 4096);
+        p.map(DST, 4 * 4096);
+        p.map(COMP, 4096);
+        byte[] data = random(4 * 4096, 1);
+        p.write(SRC, data);
+
+        p.bind(VRID);
+        assertTrue(vm.container().bindings().containsKey(p.pasid()), "the trap bound the guest table through VFIO");
+        assertEquals(p.pgd(), vm.container().bindings().get(p.pasid()).guestPgd());
+        assertEquals(p.pasid(), mdev.pasidTranslations().get(p.pasid()));
+        Translation t = new Translation();
+        assertTrue(host.translate(0x10, p.pasid(), SRC, Access.READ, t), "the host walks GVA -> GPA -> HPA: " + t);
+
+        CompletionRecord c = run(p, Dsa.descriptor(Dsa.OP_MEMMOVE).addr1(SRC).addr2(DST).size(data.length));
+        assertEquals(Dsa.COMP_SUCCESS, c.status(), c.toString());
+        assertArrayEquals(data, p.read(DST, data.length), "the copy is in guest memory");
+
+        // Page out the second destination page and invalidate: the next copy faults there, the guest
+        // gets the page request through its virtual IOMMU, pages in, answers, and the copy completes.
+        p.pageOut(DST + 4096, 4096);
+        assertFalse(host.translate(0x10, p.pasid(), DST + 4096, Access.WRITE, t), "the host saw the invalidation");
+        byte[] more = random(4 * 4096, 2);
+        p.write(SRC, more);
+        c = run(p, Dsa.descriptor(Dsa.OP_MEMMOVE).flags(Dsa.FLAG_BOF).addr1(SRC).addr2(DST).size(more.length));
+        assertEquals(Dsa.COMP_SUCCESS, c.status(), c.toString());
+        assertEquals(1, vm.guest().pageRequestsHandled());
+        assertArrayEquals(more, p.read(DST, more.length));
+        String journal = String.join("\n", vm.takeJournal());
+        assertTrue(journal.contains("VFIO BIND_PGTBL"), journal);
+        assertTrue(journal.contains("VFIO CACHE_INVLD"), journal);
+        assertTrue(journal.contains("injected into the guest's virtual IOMMU"), journal);
+        assertTrue(journal.contains("guest page response SUCCESS"), journal);
+
+        p.unbind(VRID);
+        assertTrue(vm.container().bindings().isEmpty(), "the guest's unbind reached the host");
+        assertFalse(host.translate(0x10, p.pasid(), SRC, Access.READ, t));
+        assertEquals(SubmitStatus.REJECTED, p.enqcmd(VRID, Dsa.descriptor(Dsa.OP_NOOP).build()),
+                "the PASID translation went with the binding");
+    }
+
+    @Test
+    void aGuestThatForgetsToInvalidateSeesTheStaleTranslation() throws Exception {
+        Vm vm = vmm.create("vm1", "vtd0", 64 * MB);
+        vm.assignMdev("dsa0", 0, VRID);
+        vm.guest().probeDevice(VRID);
+        GuestProcess p = vm.guest().startProcess("app");
+        p.map(DST, 4096);
+        p.map(COMP, 4096);
+        p.bind(VRID);
+        Translation t = new Translation();
+        assertTrue(host.translate(0x10, p.pasid(), DST, Access.WRITE, t));
+        long hpa = t.outputAddress();
+        p.pageOutWithoutInvalidation(DST, 4096);
+        assertTrue(host.translate(0x10, p.pasid(), DST, Access.WRITE, t), "the IOTLB still holds it, as on hardware");
+        assertEquals(hpa, t.outputAddress());
+        p.pageOut(COMP, 4096);
+        vm.container().cacheInvalidate(org.iommulab.api.invalidation.CacheInvalidation.pasid(
+                java.util.Set.of(org.iommulab.api.invalidation.CacheType.IOTLB), p.pasid(), -1));
+        assertFalse(host.translate(0x10, p.pasid(), DST, Access.WRITE, t), "gone once invalidated");
+    }
+
+    @Test
+    void aVmCannotReachAnotherVmsMemoryNorItsPasids() throws Exception {
+        Vm a = vmm.create("vm1", "vtd0", 32 * MB);
+        Vm b = vmm.create("vm2", "vtd0", 32 * MB);
+        Mdev ma = a.assignMdev("dsa0", 0, VRID);
+        Mdev mb = b.assignMdev("dsa0", 0, VRID);
+        a.guest().probeDevice(VRID);
+        b.guest().probeDevice(VRID);
+        GuestProcess pa = a.guest().startProcess("app");
+        GuestProcess pb = b.guest().startProcess("app");
+        for (GuestProcess p : new GuestProcess[] {pa, pb}) {
+            p.map(SRC, 4096);
+            p.map(DST, 4096);
+            p.map(COMP, 4096);
+            p.bind(VRID);
+        }
+        pa.write(SRC, random(4096, 3));
+        pb.write(SRC, random(4096, 4));
+        assertEquals(Dsa.COMP_SUCCESS, run(pa, Dsa.descriptor(Dsa.OP_MEMMOVE).addr1(SRC).addr2(DST).size(4096)).status());
+        assertEquals(Dsa.COMP_SUCCESS, run(pb, Dsa.descriptor(Dsa.OP_MEMMOVE).addr1(SRC).addr2(DST).size(4096)).status());
+        assertArrayEquals(random(4096, 3), pa.read(DST, 4096));
+        assertArrayEquals(random(4096, 4), pb.read(DST, 4096));
+        assertTrue(pa.pasid() != pb.pasid());
+        assertEquals(org.iommulab.api.errno.Errno.EPERM, org.junit.jupiter.api.Assertions.assertThrows(
+                org.iommulab.api.errno.IommuException.class, () -> ma.mapGuestPasid(77, pb.pasid())).errno(),
+                "VM 1 cannot take VM 2's PASID");
+        assertEquals(SubmitStatus.REJECTED, ma.enqcmd(Dsa.descriptor(Dsa.OP_NOOP).build(), pb.pasid()),
+                "a guest PASID VM 1 was never given");
+        assertTrue(mb.pasidTranslations().containsKey(pb.pasid()));
+    }
+}
