@@ -113,6 +113,11 @@ class LauncherIT {
         assertTrue(r.out().contains("-> VFIO BIND_PGTBL"), r.out());
         assertTrue(r.out().contains("PGTT 3"), "the host PASID entry the VMM caused is nested: " + r.out());
         assertTrue(r.out().contains("after 1 page request; the destination matches"), r.out());
+        assertTrue(r.out().contains("== vSVA on smmuv3"), r.out());
+        assertTrue(r.out().contains("CD table at GPA"), r.out());
+        assertTrue(r.out().contains("nested, S1Fmt 0"), "the host STE the VMM caused is nested: " + r.out());
+        assertTrue(r.out().contains("faults on the host (no valid CD)"), r.out());
+        assertEquals(2, r.out().lines().filter(l -> l.contains("after 1 page request; the destination matches")).count());
         assertTrue(r.out().contains("== demo complete =="), r.out());
     }
 
@@ -213,6 +218,9 @@ class LauncherIT {
         assertTrue(out.contains("injected into the guest's virtual IOMMU"), out);
         assertTrue(out.contains("trap: guest page response SUCCESS"), out);
         assertTrue(out.contains("page requests answered by the guest: 1"), out);
-        assertEquals(2, out.lines().filter(l -> l.equals("completion status=SUCCESS result=0 bytes=0 fault=0x0 op=0x0")).count());
+        assertEquals(3, out.lines().filter(l -> l.equals("completion status=SUCCESS result=0 bytes=0 fault=0x0 op=0x0")).count(),
+                "two copies on VT-d, one on SMMUv3");
+        assertTrue(out.contains("CD table at GPA"), out);
+        assertTrue(out.contains("0x5566778899aabbcc"), "the SMMUv3 copy reached the destination: " + out);
     }
 }

@@ -132,4 +132,33 @@ public class VmmIT {
         assertEquals(SubmitStatus.REJECTED, a.devices().get(0).enqcmd(Dsa.descriptor(Dsa.OP_NOOP).build(), pb.pasid()));
         assertTrue(pa.pasid() != pb.pasid());
     }
+
+    /** The SMMUv3 half: a whole device, the guest's CD table handed to the host, PRI answered by the guest. */
+    @Test
+    public void onSmmuv3TheGuestsCdTableIsHandedToTheHost() throws Exception {
+        IommuInstance host = registry.create("smmuv3", "smmu0", Map.of());
+        IdxdDevice dsa = idxd.create("dsa0", "smmu0", 0x10);
+        dsa.configure(0, WorkQueueConfig.shared(16));
+        dsa.enable();
+        dsa.enableWq(0);
+        Vm vm = vmm.create("vm1", "smmu0", 64L << 20);
+        vm.assignDevice("dsa0", VRID);
+        vm.guest().probeDevice(VRID);
+        GuestProcess p = vm.guest().startProcess("app");
+        p.map(SRC, 0x4000);
+        p.map(DST, 0x4000);
+        p.map(COMP, 0x1000);
+        p.bind(VRID);
+        assertTrue(vm.container().pasidTable().isPresent());
+        byte[] data = new byte[0x4000];
+        new Random(3).nextBytes(data);
+        p.write(SRC, data);
+        assertEquals(Dsa.COMP_SUCCESS, copy(p, dsa, 0).status());
+        assertArrayEquals(data, p.read(DST, data.length));
+        p.pageOut(DST, 0x1000);
+        assertEquals(Dsa.COMP_SUCCESS, copy(p, dsa, Dsa.FLAG_BOF).status());
+        assertEquals(1, vm.guest().pageRequestsHandled());
+        vmm.destroy("vm1");
+        assertFalse(host.translate(0x10, p.pasid(), SRC, Access.READ, new Translation()));
+    }
 }

@@ -51,6 +51,17 @@ public interface Vm {
      */
     Mdev assignMdev(String idxdDevice, int wq, int virtualRid) throws IommuException;
 
+    /**
+     * Assigns a whole IDXD device to the VM (passthrough): its IOMMU group joins the VM's container,
+     * and on SMMUv3 the guest's context-descriptor table is handed to it whole (the guest's PASIDs
+     * are its own substream ids). The device's work queues are used as the host configured them.
+     *
+     * @param idxdDevice the device's name
+     * @param virtualRid the requester (stream) id the guest sees
+     * @throws IommuException {@code EBUSY} if the VM has a device already, VFIO errors
+     */
+    void assignDevice(String idxdDevice, int virtualRid) throws IommuException;
+
     /** @return the assigned mdevs */
     List<Mdev> devices();
 

@@ -99,6 +99,11 @@ final class SmmuInstance implements IommuInstance {
     }
 
     @Override
+    public void setGuestListener(org.iommulab.api.nesting.GuestIommuListener listener) {
+        hw.setGuestListener(listener);
+    }
+
+    @Override
     public IommuDriver driver() {
         return driver;
     }

@@ -18,6 +18,9 @@ import org.iommulab.api.spi.IommuDriver;
 import org.iommulab.api.spi.IommuInstance;
 import org.iommulab.api.vmm.GuestKernel;
 import org.iommulab.api.vmm.GuestProcess;
+import org.iommulab.pgtable.format.ArmGranule;
+import org.iommulab.pgtable.format.ArmStage1;
+import org.iommulab.pgtable.format.X86FirstStage;
 
 /**
  * The guest kernel: its IOMMU driver is the backend's own driver running over guest memory (the
@@ -39,6 +42,7 @@ final class GuestKernelImpl implements GuestKernel {
     private final GuestPool pages;
     private final List<GuestProcessImpl> processes = new CopyOnWriteArrayList<>();
     private final AtomicLong pageRequests = new AtomicLong();
+    private final java.util.concurrent.atomic.AtomicInteger nextSsid = new java.util.concurrent.atomic.AtomicInteger(1);
     private boolean listening;
 
     GuestKernelImpl(VmImpl vm, IommuInstance viommu, PhysicalMemory memory, GuestPool tables, GuestPool pages) {
@@ -71,7 +75,17 @@ final class GuestKernelImpl implements GuestKernel {
 
     @Override
     public GuestProcess startProcess(String name) throws IommuException {
-        GuestProcessImpl p = new GuestProcessImpl(name, vm.allocatePasid(), this);
+        GuestProcessImpl p;
+        if ("smmuv3".equals(viommu.vendor())) {
+            // The guest owns its CD table: its substream ids are its own, 1 to 255.
+            int ssid = nextSsid.getAndIncrement();
+            if (ssid > 255) {
+                throw new IommuException(Errno.ENOSPC, "the guest's CD tables hold 255 substreams");
+            }
+            p = new GuestProcessImpl(name, ssid, this, ArmStage1.of(ArmGranule.G4K, 16, 48, false, false, false));
+        } else {
+            p = new GuestProcessImpl(name, vm.allocatePasid(), this, X86FirstStage.of(4, 48, false, true, true));
+        }
         processes.add(p);
         vm.log("guest: process %s started with PASID %d, page table at GPA 0x%x", name, p.pasid(), p.pgd());
         return p;
@@ -86,6 +100,7 @@ final class GuestKernelImpl implements GuestKernel {
     public synchronized void probeDevice(int virtualRid) throws IommuException {
         Mdev mdev = vm.device(virtualRid).orElseThrow(
                 () -> new IommuException(Errno.ENOENT, "no device at virtual rid 0x" + Integer.toHexString(virtualRid))).mdev();
+        // A whole device keeps the work queues the host configured; an mdev's virtual queue is the guest's to set up.
         if (!listening) {
             driver().addFaultListener(new FaultListener() {
                 @Override
@@ -102,14 +117,16 @@ final class GuestKernelImpl implements GuestKernel {
         // The device's requests without PASID are blocked: the guest uses it through SVA only.
         IommuDomain blocked = driver().allocateDomain(DomainType.BLOCKED);
         driver().attach(blocked, virtualRid);
-        // The guest's idxd driver: one shared virtual queue, PASIDs from submitters, block on fault.
-        mdev.mmioWrite(WQCFG, 16, 4);                                 // wq_size
-        mdev.mmioWrite(WQCFG + 8, 1 << 1 | 10 << 4 | 1 << 28, 4);     // shared, bof, priority 10, pasid_en
-        mdev.mmioWrite(WQCFG + 12, 20 | 5 << 5, 4);                   // max transfer 1 MiB, batch 32
-        command(mdev, CMD_ENABLE_DEVICE, 0);
-        command(mdev, CMD_ENABLE_WQ, 0);
-        vm.log("guest: probed the device at 0x%x: attached through the virtual IOMMU, shared virtual queue enabled",
-                virtualRid);
+        if (mdev != null) {
+            // The guest's idxd driver: one shared virtual queue, PASIDs from submitters, block on fault.
+            mdev.mmioWrite(WQCFG, 16, 4);                                 // wq_size
+            mdev.mmioWrite(WQCFG + 8, 1 << 1 | 10 << 4 | 1 << 28, 4);     // shared, bof, priority 10, pasid_en
+            mdev.mmioWrite(WQCFG + 12, 20 | 5 << 5, 4);                   // max transfer 1 MiB, batch 32
+            command(mdev, CMD_ENABLE_DEVICE, 0);
+            command(mdev, CMD_ENABLE_WQ, 0);
+        }
+        vm.log("guest: probed the device at 0x%x: attached through the virtual IOMMU%s", virtualRid,
+                mdev != null ? ", shared virtual queue enabled" : "");
     }
 
     private static void command(Mdev mdev, int cmd, int operand) throws IommuException {

@@ -11,11 +11,11 @@ import org.iommulab.api.spi.IommuDomain;
 import org.iommulab.api.vmm.GuestProcess;
 import org.iommulab.pgtable.FlushOps;
 import org.iommulab.pgtable.IoPageTable;
-import org.iommulab.pgtable.format.X86FirstStage;
+import org.iommulab.pgtable.PageTableFormat;
 
 /**
- * A guest process: its PASID and an x86 4-level page table in guest memory (the CPU's format, as
- * SVA shares it with devices), with 4 KiB pages from the guest kernel's pool. Pages it pages out
+ * A guest process: its PASID and its page table in guest memory in the CPU's format (which SVA
+ * shares with devices), with 4 KiB pages from the guest kernel's pool. Pages it pages out
  * keep their frame, so a page request can page them back in. One monitor guards it.
  */
 final class GuestProcessImpl implements GuestProcess {
@@ -29,12 +29,15 @@ final class GuestProcessImpl implements GuestProcess {
     private final Map<Long, Long> pagedOut = new TreeMap<>();
     private final java.util.Set<Integer> boundTo = new CopyOnWriteArraySet<>();
 
-    GuestProcessImpl(String name, int pasid, GuestKernelImpl kernel) throws IommuException {
+    /**
+     * @param format the CPU's page-table format: x86 4-level on a VT-d guest, VMSAv8-64 stage 1 (4 KiB
+     *     granule, 48-bit VAs) on an SMMUv3 guest
+     */
+    GuestProcessImpl(String name, int pasid, GuestKernelImpl kernel, PageTableFormat format) throws IommuException {
         this.name = name;
         this.pasid = pasid;
         this.kernel = kernel;
-        this.table = IoPageTable.create(X86FirstStage.of(4, 48, false, true, true), kernel.memory(), kernel.tables(),
-                FlushOps.NONE);
+        this.table = IoPageTable.create(format, kernel.memory(), kernel.tables(), FlushOps.NONE);
     }
 
     @Override
@@ -152,7 +155,7 @@ final class GuestProcessImpl implements GuestProcess {
     public SubmitStatus enqcmd(int virtualRid, byte[] descriptor) throws IommuException {
         VmImpl.Assigned dev = kernel.vm().device(virtualRid).orElseThrow(
                 () -> new IommuException(Errno.ENOENT, "no device at virtual rid 0x" + Integer.toHexString(virtualRid)));
-        return dev.mdev().enqcmd(descriptor, pasid);
+        return dev.enqcmd(descriptor, pasid);
     }
 
     private static void check(long gva, long bytes) throws IommuException {

@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 
+import org.iommulab.api.device.DeviceBus;
 import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.events.EventLog;
@@ -16,10 +17,12 @@ import org.iommulab.api.fault.PageResponse;
 import org.iommulab.api.idxd.IdxdDevice;
 import org.iommulab.api.idxd.IdxdService;
 import org.iommulab.api.idxd.Mdev;
+import org.iommulab.api.idxd.SubmitStatus;
 import org.iommulab.api.invalidation.CacheInvalidation;
 import org.iommulab.api.memory.PhysicalMemory;
 import org.iommulab.api.nesting.GuestIommuListener;
 import org.iommulab.api.nesting.GuestPasidBind;
+import org.iommulab.api.nesting.PasidTableConfig;
 import org.iommulab.api.pasid.PasidSet;
 import org.iommulab.api.process.HostProcess;
 import org.iommulab.api.spi.IommuInstance;
@@ -36,8 +39,16 @@ import org.iommulab.api.vmm.Vm;
  * the guest gets them through the paravirtual call, as with VT-d's virtual command interface.
  */
 final class VmImpl implements Vm, GuestIommuListener {
-    /** The mdev as the guest sees it: behind its virtual IOMMU at a virtual requester id. */
-    record Assigned(Mdev mdev, int virtualRid, int hostRid) {
+    /**
+     * A device as the guest sees it, behind its virtual IOMMU at a virtual requester id: an mdev
+     * (guest PASIDs translated to host PASIDs) or a whole device (the guest's PASIDs are its own).
+     */
+    record Assigned(Mdev mdev, IdxdDevice passthrough, int virtualRid, int hostRid) {
+
+        /** ENQCMD from the guest with its PASID to the device's shared (virtual) work queue 0. */
+        SubmitStatus enqcmd(byte[] descriptor, int pasid) {
+            return mdev != null ? mdev.enqcmd(descriptor, pasid) : passthrough.enqcmd(0, descriptor, pasid, false);
+        }
     }
 
     private final String name;
@@ -52,6 +63,7 @@ final class VmImpl implements Vm, GuestIommuListener {
     private final GuestKernelImpl kernel;
     private final EventLog events;
     private final IdxdService idxd;
+    private final DeviceBus bus;
     private final List<Assigned> devices = new CopyOnWriteArrayList<>();
     private final java.util.concurrent.ConcurrentLinkedQueue<String> journal = new java.util.concurrent.ConcurrentLinkedQueue<>();
     private final FaultListener hostFaults = new FaultListener() {
@@ -68,7 +80,7 @@ final class VmImpl implements Vm, GuestIommuListener {
 
     VmImpl(String name, IommuInstance host, HostProcess process, long ramBase, long ramSize, PasidSet pasids,
             VfioContainer container, IommuInstance viommu, PhysicalMemory memory, GuestPool tables,
-            GuestPool pages, EventLog events, IdxdService idxd) {
+            GuestPool pages, EventLog events, IdxdService idxd, DeviceBus bus) {
         this.name = name;
         this.host = host;
         this.process = process;
@@ -80,6 +92,7 @@ final class VmImpl implements Vm, GuestIommuListener {
         this.viommu = viommu;
         this.events = events;
         this.idxd = idxd;
+        this.bus = bus;
         this.kernel = new GuestKernelImpl(this, viommu, memory, tables, pages);
     }
 
@@ -143,17 +156,50 @@ final class VmImpl implements Vm, GuestIommuListener {
             closeQuietly(mdev);
             throw e;
         }
-        devices.add(new Assigned(mdev, virtualRid, parent.requesterId()));
+        devices.add(new Assigned(mdev, null, virtualRid, parent.requesterId()));
         log("assigned %s at virtual rid 0x%x (host group %d, RAM mapped through VFIO)", mdev.name(), virtualRid,
                 mdev.requester().groupId());
         return mdev;
     }
 
     @Override
+    public synchronized void assignDevice(String idxdDevice, int virtualRid) throws IommuException {
+        if (!devices.isEmpty()) {
+            throw new IommuException(Errno.EBUSY, name + " has a device already: a nesting container holds one group");
+        }
+        IdxdDevice dev = idxd.device(idxdDevice)
+                .orElseThrow(() -> new IommuException(Errno.ENOENT, "no IDXD device '" + idxdDevice + "'"));
+        if (!dev.iommu().equals(host.name())) {
+            throw new IommuException(Errno.EINVAL, idxdDevice + " sits behind " + dev.iommu() + ", the VM behind " + host.name());
+        }
+        int group = bus.requester(idxdDevice).orElseThrow(
+                () -> new IommuException(Errno.ENOENT, "'" + idxdDevice + "' is not on the device bus")).groupId();
+        try {
+            container.addGroup(group);
+            container.setIommu(VfioIommuType.NESTING);
+            container.mapDma(ramBase, 0, ramSize, 3); // guest RAM at GPA 0
+        } catch (IommuException | RuntimeException e) {
+            container.close();
+            throw e;
+        }
+        devices.add(new Assigned(null, dev, virtualRid, dev.requesterId()));
+        log("assigned %s whole at virtual rid 0x%x (host group %d, RAM mapped through VFIO)", idxdDevice, virtualRid, group);
+    }
+
+    @Override
     public List<Mdev> devices() {
         List<Mdev> list = new ArrayList<>();
-        devices.forEach(a -> list.add(a.mdev()));
+        devices.forEach(a -> {
+            if (a.mdev() != null) {
+                list.add(a.mdev());
+            }
+        });
         return list;
+    }
+
+    /** @return the assigned devices */
+    List<Assigned> assigned() {
+        return List.copyOf(devices);
     }
 
     Optional<Assigned> device(int virtualRid) {
@@ -183,17 +229,48 @@ final class VmImpl implements Vm, GuestIommuListener {
         try {
             if (firstStage.isPresent()) {
                 container.bindGuestPageTable(firstStage.get());
-                dev.get().mdev().mapGuestPasid(pasid, pasid);
+                if (dev.get().mdev() != null) {
+                    dev.get().mdev().mapGuestPasid(pasid, pasid);
+                }
                 log("trap: PASID-cache invalidation, PASID %d first stage at GPA 0x%x -> VFIO BIND_PGTBL", pasid,
                         firstStage.get().guestPgd());
             } else if (container.bindings().containsKey(pasid)) {
-                dev.get().mdev().unmapGuestPasid(pasid);
+                if (dev.get().mdev() != null) {
+                    dev.get().mdev().unmapGuestPasid(pasid);
+                }
                 container.unbindGuestPageTable(pasid);
                 log("trap: PASID-cache invalidation, PASID %d entry gone -> VFIO UNBIND_PGTBL", pasid);
             }
         } catch (IommuException e) {
             log("trap: PASID %d: the host refused: %s", pasid, e.getMessage());
         }
+    }
+
+    /** SMMUv3: the guest's STE for a device now points at its CD table: VFIO SET_PASID_TABLE. */
+    @Override
+    public void streamEntryChanged(int streamId, Optional<PasidTableConfig> config) {
+        if (device(streamId).isEmpty()) {
+            return;
+        }
+        try {
+            if (config.isPresent()) {
+                container.attachPasidTable(config.get());
+                log("trap: CFGI_STE, stream 0x%x %s -> VFIO SET_PASID_TABLE", streamId, describe(config.get()));
+            } else if (container.pasidTable().isPresent()) {
+                container.detachPasidTable();
+                log("trap: CFGI_STE, stream 0x%x invalid -> VFIO SET_PASID_TABLE unset", streamId);
+            }
+        } catch (IommuException e) {
+            log("trap: stream 0x%x: the host refused: %s", streamId, e.getMessage());
+        }
+    }
+
+    private static String describe(PasidTableConfig c) {
+        return switch (c.config()) {
+            case PasidTableConfig.TRANSLATE -> String.format("CD table at GPA 0x%x (S1CDMax %d)", c.basePtr(), c.pasidBits());
+            case PasidTableConfig.BYPASS -> "bypass";
+            default -> "abort";
+        };
     }
 
     @Override
@@ -223,8 +300,8 @@ final class VmImpl implements Vm, GuestIommuListener {
     /** A host page request for one of the VM's PASIDs goes to the guest through its virtual IOMMU. */
     private void injectPageRequest(PageRequest request) {
         Optional<Assigned> dev = devices.stream().filter(a -> a.hostRid() == request.requesterId()).findFirst();
-        if (dev.isEmpty() || !pasids.contains(request.pasid())) {
-            return; // another VM's, or the host's own
+        if (dev.isEmpty() || dev.get().mdev() != null && !pasids.contains(request.pasid())) {
+            return; // another VM's, or the host's own (a whole device's PASIDs are all the guest's)
         }
         log("host page request (PASID %d, 0x%x) -> injected into the guest's virtual IOMMU", request.pasid(),
                 request.address());
@@ -264,7 +341,9 @@ final class VmImpl implements Vm, GuestIommuListener {
         host.driver().removeFaultListener(hostFaults);
         container.close();
         for (Assigned a : devices) {
-            closeQuietly(a.mdev());
+            if (a.mdev() != null) {
+                closeQuietly(a.mdev());
+            }
         }
         devices.clear();
         viommu.close();

@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
 
+import org.iommulab.api.device.DeviceBus;
 import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.memory.PhysicalMemory;
@@ -44,6 +45,7 @@ public final class VmManagerImpl implements VmManager {
     private final Vfio vfio;
     private final IdxdService idxd;
     private final EventLog events;
+    private final DeviceBus bus;
     private final TreeMap<String, VmImpl> vms = new TreeMap<>();
 
     /**
@@ -53,16 +55,18 @@ public final class VmManagerImpl implements VmManager {
      * @param vfio VFIO
      * @param idxd IDXD devices
      * @param events event log
+     * @param bus the device bus
      */
     @Activate
     public VmManagerImpl(@Reference IommuRegistry registry, @Reference ProcessTable processes, @Reference PasidSpace pasids,
-            @Reference Vfio vfio, @Reference IdxdService idxd, @Reference EventLog events) {
+            @Reference Vfio vfio, @Reference IdxdService idxd, @Reference EventLog events, @Reference DeviceBus bus) {
         this.registry = registry;
         this.processes = processes;
         this.pasids = pasids;
         this.vfio = vfio;
         this.idxd = idxd;
         this.events = events;
+        this.bus = bus;
     }
 
     @Override
@@ -88,13 +92,16 @@ public final class VmManagerImpl implements VmManager {
             GuestPool pages = new GuestPool(memory, ramBytes / 2, ramBytes / 4 * 3);
             set = pasids.createSet(name, PASID_QUOTA);
             container = vfio.open(process);
-            viommu = registry.createGuest(host.vendor(), name + "-viommu", Map.of("caching-mode", "true"), memory, tables);
+            // VT-d in caching mode, as QEMU's intel-iommu for vfio; SMMUv3 stage 1 only, as QEMU's smmuv3.
+            Map<String, String> config = "smmuv3".equals(host.vendor()) ? Map.of("stage2", "false")
+                    : Map.of("caching-mode", "true");
+            viommu = registry.createGuest(host.vendor(), name + "-viommu", config, memory, tables);
             VmImpl vm = new VmImpl(name, host, process, ram, ramBytes, set, container, viommu, memory, tables, pages,
-                    events, idxd);
+                    events, idxd, bus);
             vm.start();
             vms.put(name, vm);
-            vm.log("booted: %d MiB of RAM in process %s, virtual %s IOMMU (caching mode) over guest memory",
-                    ramBytes >> 20, name, host.vendor());
+            vm.log("booted: %d MiB of RAM in process %s, virtual %s IOMMU (%s) over guest memory", ramBytes >> 20, name,
+                    host.vendor(), "smmuv3".equals(host.vendor()) ? "stage 1 only" : "caching mode");
             return vm;
         } catch (IommuException | RuntimeException e) {
             if (viommu != null) {

@@ -58,7 +58,7 @@ class VtdVsvaTest {
                 return 1000;
             }
         });
-        vmm = new VmManagerImpl(stack.registry, stack.processes, stack.pasids, stack.vfio, idxd, events);
+        vmm = new VmManagerImpl(stack.registry, stack.processes, stack.pasids, stack.vfio, idxd, events, stack.bus);
         host = stack.instance("vtd", "vtd0");
         dsa = idxd.create("dsa0", "vtd0", 0x10);
         dsa.configure(0, WorkQueueConfig.shared(16));

@@ -68,7 +68,9 @@ public final class DemoCommand {
         }
         PrintStream out = System.out;
         new PlatformDemo(m, p, r, out).run();
-        new VsvaDemo(r, devices, vms, out).run("vtd");
+        VsvaDemo vsva = new VsvaDemo(r, devices, vms, out);
+        vsva.run("vtd");
+        vsva.run("smmuv3");
         out.println("== demo complete ==");
         runs.incrementAndGet();
     }

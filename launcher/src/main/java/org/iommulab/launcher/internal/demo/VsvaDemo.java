@@ -53,7 +53,9 @@ final class VsvaDemo {
 
     void run(String vendor) throws IommuException, InterruptedException {
         String tag = "demo-" + vendor;
-        out.printf("== vSVA on %s: a guest shares a process address space with an IDXD mdev ==%n", vendor);
+        boolean smmu = vendor.equals("smmuv3");
+        out.printf("== vSVA on %s: a guest shares a process address space with %s ==%n", vendor,
+                smmu ? "a whole IDXD device (its CD table handed to the host)" : "an IDXD mdev");
         IommuInstance host = registry.create(vendor, tag + "-iommu", Map.of());
         try {
             IdxdDevice dsa = idxd.create(tag + "-dsa", host.name(), HOST_RID);
@@ -65,7 +67,7 @@ final class VsvaDemo {
                         host.name(), dsa.name(), HOST_RID);
                 Vm vm = vmm.create(tag + "-vm", host.name(), 64L << 20);
                 try {
-                    story(host, dsa, vm);
+                    story(host, dsa, vm, smmu);
                 } finally {
                     vmm.destroy(vm.name());
                     out.println("[vmm] VM shut down: container closed, PASIDs freed, memory released");
@@ -78,9 +80,13 @@ final class VsvaDemo {
         }
     }
 
-    private void story(IommuInstance host, IdxdDevice dsa, Vm vm) throws IommuException, InterruptedException {
+    private void story(IommuInstance host, IdxdDevice dsa, Vm vm, boolean smmu) throws IommuException, InterruptedException {
         journal(vm);
-        Mdev mdev = vm.assignMdev(dsa.name(), 0, VIRTUAL_RID);
+        if (smmu) {
+            vm.assignDevice(dsa.name(), VIRTUAL_RID);
+        } else {
+            vm.assignMdev(dsa.name(), 0, VIRTUAL_RID);
+        }
         journal(vm);
         vm.guest().probeDevice(VIRTUAL_RID);
         journal(vm);
@@ -94,7 +100,7 @@ final class VsvaDemo {
         p.bind(VIRTUAL_RID);
         journal(vm);
         for (WalkStepDTO step : host.explain(HOST_RID, p.pasid(), SRC, Access.READ)) {
-            if (step.toString().contains("PASID entry")) {
+            if (step.toString().contains("PASID entry") || step.toString().contains("STE ")) {
                 out.println("[host] " + step.toString().trim());
             }
         }
@@ -105,8 +111,8 @@ final class VsvaDemo {
         CompletionRecord c = copy(p, dsa, false);
         expect(c.status() == Dsa.COMP_SUCCESS, "the MEMMOVE did not succeed: " + c);
         expect(Arrays.equals(data, p.read(DST, SIZE)), "the copy differs from the source");
-        out.printf("[guest] MEMMOVE of %d bytes by ENQCMD with PASID %d: %s; the destination matches the source%n",
-                SIZE, p.pasid(), c);
+        out.printf("[guest] MEMMOVE of %d bytes by ENQCMD with %s %d: %s; the destination matches the source%n",
+                SIZE, smmu ? "substream" : "PASID", p.pasid(), c);
 
         p.pageOut(DST + 4096, 4096);
         journal(vm);
@@ -123,9 +129,20 @@ final class VsvaDemo {
 
         p.unbind(VIRTUAL_RID);
         journal(vm);
-        expect(mdev.enqcmd(Dsa.descriptor(Dsa.OP_NOOP).build(), p.pasid()) == SubmitStatus.REJECTED,
-                "an unbound PASID still reached the device");
-        out.printf("[guest] after unbind, ENQCMD with PASID %d is rejected%n", p.pasid());
+        if (smmu) {
+            // The device still takes the descriptor; its DMA finds no valid CD for the substream.
+            expect(dsa.enqcmd(0, Dsa.descriptor(Dsa.OP_MEMFILL).addr1(0).addr2(DST).size(64).build(), p.pasid(), false)
+                    == SubmitStatus.ACCEPTED, "the device refused a descriptor");
+            expect(dsa.awaitIdle(30_000), "the device did not finish");
+            expect(host.explain(HOST_RID, p.pasid(), DST, Access.WRITE).stream()
+                    .anyMatch(step -> step.toString().contains("fault")), "an unbound substream still translates");
+            out.printf("[guest] after unbind, DMA with substream %d faults on the host (no valid CD)%n", p.pasid());
+        } else {
+            Mdev mdev = vm.devices().get(0);
+            expect(mdev.enqcmd(Dsa.descriptor(Dsa.OP_NOOP).build(), p.pasid()) == SubmitStatus.REJECTED,
+                    "an unbound PASID still reached the device");
+            out.printf("[guest] after unbind, ENQCMD with PASID %d is rejected%n", p.pasid());
+        }
     }
 
     private CompletionRecord copy(GuestProcess p, IdxdDevice dsa, boolean blockOnFault)

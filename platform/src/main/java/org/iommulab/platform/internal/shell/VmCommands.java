@@ -27,6 +27,7 @@ import org.osgi.service.component.annotations.Reference;
         "osgi.command.function=destroy",
         "osgi.command.function=list",
         "osgi.command.function=assign",
+        "osgi.command.function=passthrough",
         "osgi.command.function=probe",
         "osgi.command.function=process",
         "osgi.command.function=map",
@@ -90,6 +91,20 @@ public final class VmCommands {
             throws IommuException {
         Vm vm = vm(name);
         vm.assignMdev(device, Numbers.nonNegativeInt("wq", wq), Numbers.u32("virtual rid", virtualRid));
+        journal(vm);
+    }
+
+    /**
+     * @param name VM
+     * @param device IDXD device
+     * @param virtualRid guest requester id
+     * @throws IommuException EBUSY, VFIO errors
+     */
+    @Descriptor("assign a whole IDXD device (its work queues as the host configured them) at a guest requester id")
+    public void passthrough(@Descriptor("VM name") String name, @Descriptor("IDXD device") String device,
+            @Descriptor("guest requester (stream) id") String virtualRid) throws IommuException {
+        Vm vm = vm(name);
+        vm.assignDevice(device, Numbers.u32("virtual rid", virtualRid));
         journal(vm);
     }
 
@@ -227,9 +242,13 @@ public final class VmCommands {
         SubmitStatus status = p.enqcmd(Numbers.u32("virtual rid", virtualRid), d.build());
         System.out.println(status.name().toLowerCase(Locale.ROOT));
         if (status == SubmitStatus.ACCEPTED) {
-            Mdev mdev = vm.devices().get(0);
-            if (!mdev.parent().awaitIdle(30_000)) {
-                throw new IommuException(Errno.ETIMEDOUT, "the device did not finish");
+            // The completion record's status byte is written last: poll it, as software does.
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (p.read(c, 1)[0] == 0) {
+                if (System.nanoTime() > deadline) {
+                    throw new IommuException(Errno.ETIMEDOUT, "no completion record within 30 s");
+                }
+                Thread.sleep(1);
             }
             System.out.println("completion " + Dsa.CompletionRecord.decode(p.read(c, 32)));
         }

@@ -125,6 +125,8 @@ public final class SmmuDriver implements IommuDriver {
     private static final int STE_BYPASS = 4;
     private static final int STE_S2 = 6;
     private static final int STE_NESTED = 7;
+    /** STE.Config 0b101: stage 1 translates, stage 2 bypassed (a host process's SVA). */
+    private static final int STE_S1 = 5;
 
     private static final int SPLIT = 8;
     private static final int LINEAR_LOG2 = 8;
@@ -160,6 +162,23 @@ public final class SmmuDriver implements IommuDriver {
     private final Map<Integer, SmmuDomain> streams = new HashMap<>();
     /** Streams with a guest PASID table attached, and its configuration. */
     private final Map<Integer, PasidTableConfig> pasidTables = new HashMap<>();
+    /** Streams whose STE points at a CD table of the driver's own, for first-stage (SVA) bindings. */
+    private final Map<Integer, Sva> svas = new HashMap<>();
+    private final BitSet asids = new BitSet();
+
+    /** A stream's driver-owned linear CD table and the ASID of each bound SSID. */
+    private static final class Sva {
+        final long table;
+        final int frames;
+        final int cdMax;
+        final Map<Integer, Integer> asidBySsid = new HashMap<>();
+
+        Sva(long table, int frames, int cdMax) {
+            this.table = table;
+            this.frames = frames;
+            this.cdMax = cdMax;
+        }
+    }
     /** L2 stream tables by L1 index. */
     private final Map<Integer, Long> l2Tables = new HashMap<>();
 
@@ -523,6 +542,16 @@ public final class SmmuDriver implements IommuDriver {
             throw e;
         }
         // Only now: until the abort STE and the VMID flush completed, unmaps must still flush nested entries.
+        Sva sva = svas.remove(requesterId);
+        if (sva != null) {
+            List<Long> cmds = new ArrayList<>();
+            for (int asid : sva.asidBySsid.values()) {
+                add(cmds, CMD_TLBI_NH_ASID | ((long) asid << 48), 0);
+                asids.clear(asid);
+            }
+            submit(toArray(cmds));
+            freeQuietly(sva.table, sva.frames);
+        }
         streams.remove(requesterId);
         pasidTables.remove(requesterId);
         d.nestedSids.remove(requesterId);
@@ -539,6 +568,111 @@ public final class SmmuDriver implements IommuDriver {
     public void unbindGuestPasid(IommuDomain parent, int requesterId, int hostPasid, PasidSet owner)
             throws IommuException {
         throw new IommuException(Errno.EOPNOTSUPP, "SMMUv3 hands the whole PASID table to the guest (detachPasidTable)");
+    }
+
+    /**
+     * SVA on SMMUv3 (Linux {@code arm_smmu_sva_bind}): the stream's STE becomes stage 1 with a
+     * linear CD table of the driver's (S1CDMax 8), and CD {@code pasid} points at the process's
+     * VMSAv8-64 stage-1 table with an ASID of its own. The stream must be attached to an IDENTITY
+     * or BLOCKED domain, which then decides requests without SSID (S1DSS bypass or terminate).
+     */
+    @Override
+    public synchronized void bindFirstStage(int requesterId, int pasid, long pgd, int addressWidth, int flags)
+            throws IommuException {
+        SmmuDomain d = streams.get(requesterId);
+        if (d == null) {
+            throw new IommuException(Errno.ENOENT, "stream " + requesterId + " is not attached");
+        }
+        if (d.type() == DomainType.UNMANAGED || pasidTables.containsKey(requesterId)) {
+            throw new IommuException(Errno.EBUSY, "stream " + requesterId + " is translated by stage 2 or a guest's CD table");
+        }
+        if (!s1p() || ssidSize() == 0) {
+            throw new IommuException(Errno.EOPNOTSUPP, "the unit has no stage 1 or no substreams");
+        }
+        if (addressWidth != 48 || (pgd & 0xfffL) != 0 || pgd < 0 || flags != 0) {
+            throw new IommuException(Errno.EINVAL, "SMMUv3 SVA takes a 4 KiB-aligned 48-bit table and no flags");
+        }
+        int cdMax = Math.min(ssidSize(), 8);
+        if (pasid < 1 || pasid >= 1 << cdMax) {
+            throw new IommuException(Errno.EINVAL, "SSID " + pasid + " is outside 1.." + ((1 << cdMax) - 1));
+        }
+        Sva sva = svas.get(requesterId);
+        if (sva != null && sva.asidBySsid.containsKey(pasid)) {
+            throw new IommuException(Errno.EBUSY, "SSID " + pasid + " of stream " + requesterId + " is bound");
+        }
+        int asidMax = (idr0 & (1 << 12)) != 0 ? 0xffff : 0xff;
+        int asid = asids.nextClearBit(1);
+        if (asid > asidMax) {
+            throw new IommuException(Errno.ENOSPC, "all ASIDs are in use");
+        }
+        boolean fresh = sva == null;
+        if (fresh) {
+            int count = (64 << cdMax) / 4096;
+            sva = new Sva(frames.allocateFrames(count), count, cdMax);
+        }
+        // CD (§5.4): T0SZ 16, TG0 4K, EPD1, V; IPS 48 bits, AA64, R, A, ASID; TTB0. V is written last.
+        long cd = sva.table + 64L * pasid;
+        memory.write64(cd + 8, pgd);
+        memory.write64(cd, 16 | 1L << 30 | 1L << 31 | (5L | 1L << 9 | 1L << 13 | 1L << 14 | (long) asid << 16) << 32);
+        try {
+            if (fresh) {
+                long[] ste = new long[8];
+                ste[0] = 1 | STE_S1 << 1 | (sva.table & 0x000f_ffff_ffff_ffc0L) | (long) cdMax << 59;
+                // S1DSS: requests without SSID follow the attached domain (bypass or terminate).
+                ste[1] = (d.type() == DomainType.IDENTITY ? 1 : 0) | 1L << 2 | 1L << 4 | 3L << 6;
+                installSte(steFor(requesterId), requesterId, ste, false, 0);
+            } else {
+                submit(new long[] {CMD_CFGI_CD | ((long) pasid << 12) | ((requesterId & 0xffff_ffffL) << 32), 1});
+            }
+            submit(new long[] {CMD_TLBI_NH_ASID | ((long) asid << 48), 0});
+        } catch (IommuException e) {
+            memory.write64(cd, 0);
+            if (fresh) {
+                restoreQuietly(steFor(requesterId), requesterId, plainSte(d), 0);
+                freeQuietly(sva.table, sva.frames);
+            }
+            throw e;
+        }
+        asids.set(asid);
+        sva.asidBySsid.put(pasid, asid);
+        svas.put(requesterId, sva);
+    }
+
+    @Override
+    public synchronized void unbindFirstStage(int requesterId, int pasid) throws IommuException {
+        Sva sva = svas.get(requesterId);
+        Integer asid = sva == null ? null : sva.asidBySsid.get(pasid);
+        if (asid == null) {
+            throw new IommuException(Errno.ENOENT, "SSID " + pasid + " of stream " + requesterId + " is not bound");
+        }
+        memory.write64(sva.table + 64L * pasid, 0); // CD.V = 0
+        submit(new long[] {CMD_CFGI_CD | ((long) pasid << 12) | ((requesterId & 0xffff_ffffL) << 32), 1,
+            CMD_TLBI_NH_ASID | ((long) asid << 48), 0});
+        sva.asidBySsid.remove(pasid);
+        asids.clear(asid);
+        if (sva.asidBySsid.isEmpty()) {
+            // The last binding: the stream goes back to its domain's plain STE and the CD table is freed.
+            installSte(steFor(requesterId), requesterId, plainSte(streams.get(requesterId)), false, 0);
+            svas.remove(requesterId);
+            freeQuietly(sva.table, sva.frames);
+        }
+    }
+
+    @Override
+    public synchronized void invalidateFirstStage(int requesterId, int pasid, long address, long size)
+            throws IommuException {
+        Sva sva = svas.get(requesterId);
+        Integer asid = sva == null ? null : sva.asidBySsid.get(pasid);
+        if (asid == null) {
+            throw new IommuException(Errno.ENOENT, "SSID " + pasid + " of stream " + requesterId + " is not bound");
+        }
+        if ((address & 0xfff) != 0 || size <= 0 || (size & 0xfff) != 0 || address + size - 1 < address) {
+            throw new IommuException(Errno.EINVAL, String.format("bad range 0x%x+0x%x", address, size));
+        }
+        List<Long> cmds = new ArrayList<>();
+        rangeCommands(cmds, CMD_TLBI_NH_VA | ((long) asid << 48), CMD_TLBI_NH_ASID | ((long) asid << 48), address, size,
+                false, 12);
+        submit(toArray(cmds));
     }
 
     @Override

@@ -1,5 +1,15 @@
 package org.iommulab.smmuv3.internal.hw;
 
+import java.util.Optional;
+import java.util.Set;
+
+import org.iommulab.api.fault.PageResponse;
+import org.iommulab.api.invalidation.CacheInvalidation;
+import org.iommulab.api.invalidation.CacheType;
+import org.iommulab.api.nesting.GuestIommuListener;
+import org.iommulab.api.nesting.NestingInfo;
+import org.iommulab.api.nesting.PasidTableConfig;
+
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -698,6 +708,56 @@ public final class SmmuHardware {
         raiseGlobalError(GERROR_CMDQ_ERR);
     }
 
+    /** The VMM's trap of a virtual SMMU, or null. */
+    private volatile GuestIommuListener guestListener;
+
+    /** @param listener receives what the guest's commands reveal, or null */
+    public void setGuestListener(GuestIommuListener listener) {
+        this.guestListener = listener;
+    }
+
+    /** A neutral invalidation, built only when a listener is there. */
+    private interface InvalidationFactory {
+        CacheInvalidation create() throws org.iommulab.api.errno.IommuException;
+    }
+
+    private void report(InvalidationFactory f) {
+        GuestIommuListener l = guestListener;
+        if (l != null) {
+            try {
+                l.invalidated(f.create());
+            } catch (org.iommulab.api.errno.IommuException e) {
+                // a command the unit executed always has a neutral form
+            }
+        }
+    }
+
+    /**
+     * After CMD_CFGI_STE: reads the stream's STE and reports its stage-1 configuration (QEMU's
+     * {@code smmuv3_notify_config_change}): a CD table (Config 0b101 or 0b111), bypass, abort, or
+     * nothing valid.
+     */
+    private void reportSte(int sid) {
+        GuestIommuListener l = guestListener;
+        if (l == null) {
+            return;
+        }
+        long[] ste = translator.steOf(strtabBase, strtabCfg, sid);
+        Optional<PasidTableConfig> config = Optional.empty();
+        if (ste != null && (ste[0] & 1) != 0) {
+            int cfg = (int) (ste[0] >>> 1) & 7;
+            if ((cfg & 5) == 5) {
+                config = Optional.of(new PasidTableConfig(NestingInfo.FORMAT_ARM_SMMUV3, ste[0] & 0x000f_ffff_ffff_ffc0L,
+                        (int) (ste[0] >>> 59) & 0x1f, PasidTableConfig.TRANSLATE, (int) (ste[0] >>> 4) & 3, (int) ste[1] & 3));
+            } else if (cfg == 4) {
+                config = Optional.of(new PasidTableConfig(NestingInfo.FORMAT_ARM_SMMUV3, 0, 0, PasidTableConfig.BYPASS, 0, 0));
+            } else if (cfg == 0) {
+                config = Optional.of(new PasidTableConfig(NestingInfo.FORMAT_ARM_SMMUV3, 0, 0, PasidTableConfig.ABORT, 0, 0));
+            }
+        }
+        l.streamEntryChanged(sid, config);
+    }
+
     /** Executes one command (§4.1-§4.7). @return a CERROR code, {@link #CERROR_NONE} if it ran */
     private int execute(long d0, long d1) {
         int op = (int) d0 & 0xff;
@@ -712,6 +772,7 @@ public final class SmmuHardware {
             case 0x03: // CMD_CFGI_STE
                 translator.steCache.invalidateKeys(k -> k == sid);
                 translator.cdCache.invalidateKeys(k -> (k >>> 20) == sid);
+                reportSte((int) sid);
                 return CERROR_NONE;
             case 0x04: { // CMD_CFGI_STE_RANGE
                 int range = (int) d1 & 0x1f;
@@ -729,6 +790,7 @@ public final class SmmuHardware {
             case 0x05: { // CMD_CFGI_CD
                 long key = (sid << 20) | ((d0 >>> 12) & 0xfffff);
                 translator.cdCache.invalidateKeys(k -> k == key);
+                report(() -> CacheInvalidation.pasid(Set.of(CacheType.PASID), (int) (d0 >>> 12) & 0xfffff, -1));
                 return CERROR_NONE;
             }
             case 0x06: // CMD_CFGI_CD_ALL
@@ -751,12 +813,17 @@ public final class SmmuHardware {
                     return CERROR_ILL;
                 }
                 translator.tlb.invalidateTag(vmid, asid);
+                // An ASID names the guest's address space; the neutral form carries it as the architecture id.
+                report(() -> CacheInvalidation.pasid(Set.of(CacheType.IOTLB), 0, asid));
                 return CERROR_NONE;
             case 0x12: // CMD_TLBI_NH_VA
                 if (!config.stage1) {
                     return CERROR_ILL;
                 }
                 translator.tlb.invalidateRange(vmid, asid, (d1 & ~0xfffL) & SmmuTranslator.KEY_MASK, rangeSize(d0, d1), leaf);
+                long va = (d1 & ~0xfffL) & SmmuTranslator.KEY_MASK;
+                long pages = Math.max(1, rangeSize(d0, d1) >>> 12);
+                report(() -> CacheInvalidation.range(Set.of(CacheType.IOTLB), Pasids.NO_PASID, asid, va, 4096, pages, leaf));
                 return CERROR_NONE;
             case 0x13: // CMD_TLBI_NH_VAA
                 if (!config.stage1) {
@@ -782,6 +849,11 @@ public final class SmmuHardware {
                 }
                 priRespond((int) (d0 >>> 32), (d0 & (1L << 11)) != 0 ? (int) (d0 >>> 12) & 0xfffff : Pasids.NO_PASID,
                         (int) d1 & 0x1ff, resp);
+                GuestIommuListener l = guestListener;
+                if (l != null) {
+                    l.pageResponse((int) (d0 >>> 32), (d0 & (1L << 11)) != 0 ? (int) (d0 >>> 12) & 0xfffff : Pasids.NO_PASID,
+                            (int) d1 & 0x1ff, resp == 2 ? PageResponse.SUCCESS : resp == 1 ? PageResponse.FAILURE : PageResponse.INVALID);
+                }
                 return CERROR_NONE;
             }
             // CMD_TLBI_EL2_* (no IDR0.Hyp), CMD_TLBI_EL3_* (Secure only) and CMD_RESUME/CMD_STALL_TERM

@@ -326,6 +326,18 @@ final class SmmuTranslator {
         return (w0 & 1) != 0 && ((w0 >>> 1) & 4) != 0;
     }
 
+    /**
+     * @return the eight doublewords of a stream's STE as the unit would use it now, or null if the
+     *     stream id is out of range, the entry unreadable or ILLEGAL
+     */
+    long[] steOf(long base, int cfg, int sid) {
+        Scratch s = scratch();
+        if (!streamTableEntry(base, cfg, sid, s, new Translation())) {
+            return null;
+        }
+        return s.ste.clone();
+    }
+
     private boolean streamTableEntry(long base, int cfg, int sid, Scratch s, Translation out) {
         long sidU = sid & 0xffff_ffffL;
         int log2 = Math.min(cfg & 0x3f, config.sidSize);

@@ -1,0 +1,172 @@
+package org.iommulab.vmm.internal;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.annotation.Annotation;
+import java.util.Random;
+
+import org.iommulab.api.idxd.Dsa;
+import org.iommulab.api.idxd.Dsa.CompletionRecord;
+import org.iommulab.api.idxd.IdxdDevice;
+import org.iommulab.api.idxd.SubmitStatus;
+import org.iommulab.api.idxd.WorkQueueConfig;
+import org.iommulab.api.nesting.PasidTableConfig;
+import org.iommulab.api.spi.IommuInstance;
+import org.iommulab.api.translation.Access;
+import org.iommulab.api.translation.Translation;
+import org.iommulab.api.vmm.GuestProcess;
+import org.iommulab.api.vmm.Vm;
+import org.iommulab.idxd.internal.IdxdServiceImpl;
+import org.iommulab.platform.internal.events.EventLogImpl;
+import org.iommulab.vfio.internal.VfioStack;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * vSVA end to end on SMMUv3 with a whole device: the guest's stage-1-only virtual SMMU gets a CD
+ * table for the device; the VMM's trap of CFGI_STE hands that table to the host through VFIO
+ * (nested STE); the guest's MEMMOVE by substream id lands in guest memory; TLBI and PRI go the same
+ * way as on VT-d.
+ */
+class SmmuVsvaTest {
+    static final long MB = 1 << 20;
+    static final int VRID = 0x0008;
+    static final long SRC = 0x7000_0000_0000L;
+    static final long DST = 0x7000_0010_0000L;
+    static final long COMP = 0x7000_0020_0000L;
+
+    final VfioStack stack = new VfioStack();
+    IdxdServiceImpl idxd;
+    VmManagerImpl vmm;
+    IommuInstance host;
+    IdxdDevice dsa;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        idxd = new IdxdServiceImpl(stack.registry, stack.bus);
+        EventLogImpl events = new EventLogImpl(new EventLogImpl.Config() {
+            @Override
+            public Class<? extends Annotation> annotationType() {
+                return EventLogImpl.Config.class;
+            }
+
+            @Override
+            public int capacity() {
+                return 1000;
+            }
+        });
+        vmm = new VmManagerImpl(stack.registry, stack.processes, stack.pasids, stack.vfio, idxd, events, stack.bus);
+        host = stack.instance("smmuv3", "smmu0");
+        dsa = idxd.create("dsa0", "smmu0", 0x10);
+        dsa.configure(0, WorkQueueConfig.shared(16));
+        dsa.enable();
+        dsa.enableWq(0);
+    }
+
+    @AfterEach
+    void tearDown() {
+        vmm.deactivate();
+        idxd.deactivate();
+    }
+
+    static byte[] random(int n, long seed) {
+        byte[] b = new byte[n];
+        new Random(seed).nextBytes(b);
+        return b;
+    }
+
+    CompletionRecord run(GuestProcess p, Dsa.Builder d) throws Exception {
+        p.write(COMP, new byte[32]);
+        assertEquals(SubmitStatus.ACCEPTED, p.enqcmd(VRID, d.completion(COMP).build()));
+        assertTrue(dsa.awaitIdle(20_000));
+        return CompletionRecord.decode(p.read(COMP, 32));
+    }
+
+    @Test
+    void aGuestProcessSharesItsAddressSpaceWithAWholeDeviceThroughItsVirtualSmmu() throws Exception {
+        Vm vm = vmm.create("vm1", "smmu0", 64 * MB);
+        vm.assignDevice("dsa0", VRID);
+        vm.guest().probeDevice(VRID);
+        GuestProcess p = vm.guest().startProcess("app");
+        assertEquals(1, p.pasid(), "the guest's own substream id");
+        p.map(SRC, 4 * 4096);
+        p.map(DST, 4 * 4096);
+        p.map(COMP, 4096);
+        byte[] data = random(4 * 4096, 1);
+        p.write(SRC, data);
+
+        p.bind(VRID);
+        PasidTableConfig table = vm.container().pasidTable().orElseThrow();
+        assertEquals(PasidTableConfig.TRANSLATE, table.config(), "the trap handed the guest's CD table to the host");
+        Translation t = new Translation();
+        assertTrue(host.translate(0x10, p.pasid(), SRC, Access.READ, t), "the host walks VA -> IPA -> PA: " + t);
+
+        CompletionRecord c = run(p, Dsa.descriptor(Dsa.OP_MEMMOVE).addr1(SRC).addr2(DST).size(data.length));
+        assertEquals(Dsa.COMP_SUCCESS, c.status(), c.toString());
+        assertArrayEquals(data, p.read(DST, data.length));
+
+        p.pageOut(DST + 4096, 4096);
+        assertFalse(host.translate(0x10, p.pasid(), DST + 4096, Access.WRITE, t), "the guest's TLBI reached the host");
+        byte[] more = random(4 * 4096, 2);
+        p.write(SRC, more);
+        c = run(p, Dsa.descriptor(Dsa.OP_MEMMOVE).flags(Dsa.FLAG_BOF).addr1(SRC).addr2(DST).size(more.length));
+        assertEquals(Dsa.COMP_SUCCESS, c.status(), c.toString());
+        assertEquals(1, vm.guest().pageRequestsHandled());
+        assertArrayEquals(more, p.read(DST, more.length));
+        String journal = String.join("\n", vm.takeJournal());
+        assertTrue(journal.contains("VFIO SET_PASID_TABLE"), journal);
+        assertTrue(journal.contains("VFIO CACHE_INVLD"), journal);
+        assertTrue(journal.contains("guest page response SUCCESS"), journal);
+
+        p.unbind(VRID);
+        assertFalse(host.translate(0x10, p.pasid(), SRC, Access.READ, t), "the guest's unbind reached the host");
+    }
+
+    @Test
+    void staleUntilInvalidatedAndTwoVmsStayApart() throws Exception {
+        IdxdDevice dsa1 = idxd.create("dsa1", "smmu0", 0x20);
+        dsa1.configure(0, WorkQueueConfig.shared(16));
+        dsa1.enable();
+        dsa1.enableWq(0);
+        Vm a = vmm.create("vm1", "smmu0", 32 * MB);
+        Vm b = vmm.create("vm2", "smmu0", 32 * MB);
+        a.assignDevice("dsa0", VRID);
+        b.assignDevice("dsa1", VRID);
+        GuestProcess pa = start(a);
+        GuestProcess pb = start(b);
+        assertEquals(pa.pasid(), pb.pasid(), "both guests use substream 1 of their own device");
+        pa.write(SRC, random(4096, 5));
+        pb.write(SRC, random(4096, 6));
+        Translation t = new Translation();
+        assertTrue(host.translate(0x10, pa.pasid(), SRC, Access.READ, t));
+        long aSrc = t.outputAddress();
+        assertTrue(host.translate(0x20, pb.pasid(), SRC, Access.READ, t));
+        assertTrue(aSrc != t.outputAddress(), "the same VA and substream reach each VM's own memory");
+
+        // Forgetting the TLBI leaves the host's cached translation, as on hardware.
+        assertTrue(host.translate(0x10, pa.pasid(), DST, Access.WRITE, t));
+        long hpa = t.outputAddress();
+        pa.pageOutWithoutInvalidation(DST, 4096);
+        assertTrue(host.translate(0x10, pa.pasid(), DST, Access.WRITE, t));
+        assertEquals(hpa, t.outputAddress(), "stale");
+        pa.pageOut(COMP, 4096); // an invalidation by VA elsewhere keeps it
+        assertTrue(host.translate(0x10, pa.pasid(), DST, Access.WRITE, t));
+        vmm.destroy("vm1");
+        assertFalse(host.translate(0x10, pa.pasid(), DST, Access.WRITE, t), "gone with the VM");
+        assertTrue(host.translate(0x20, pb.pasid(), SRC, Access.READ, t), "the other VM is untouched");
+    }
+
+    private static GuestProcess start(Vm vm) throws Exception {
+        vm.guest().probeDevice(VRID);
+        GuestProcess p = vm.guest().startProcess("app");
+        p.map(SRC, 4096);
+        p.map(DST, 4096);
+        p.map(COMP, 4096);
+        p.bind(VRID);
+        return p;
+    }
+}
