@@ -5,25 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.lang.annotation.Annotation;
-import java.util.Random;
-
 import org.iommulab.api.idxd.Dsa;
 import org.iommulab.api.idxd.Dsa.CompletionRecord;
-import org.iommulab.api.idxd.IdxdDevice;
-import org.iommulab.api.idxd.SubmitStatus;
-import org.iommulab.api.idxd.WorkQueueConfig;
 import org.iommulab.api.nesting.PasidTableConfig;
-import org.iommulab.api.spi.IommuInstance;
 import org.iommulab.api.translation.Access;
 import org.iommulab.api.translation.Translation;
 import org.iommulab.api.vmm.GuestProcess;
 import org.iommulab.api.vmm.Vm;
-import org.iommulab.idxd.internal.IdxdServiceImpl;
-import org.iommulab.platform.internal.events.EventLogImpl;
-import org.iommulab.vfio.internal.VfioStack;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -32,63 +20,15 @@ import org.junit.jupiter.api.Test;
  * (nested STE); the guest's MEMMOVE by substream id lands in guest memory; TLBI and PRI go the same
  * way as on VT-d.
  */
-class SmmuVsvaTest {
-    static final long MB = 1 << 20;
-    static final int VRID = 0x0008;
-    static final long SRC = 0x7000_0000_0000L;
-    static final long DST = 0x7000_0010_0000L;
-    static final long COMP = 0x7000_0020_0000L;
-
-    final VfioStack stack = new VfioStack();
-    IdxdServiceImpl idxd;
-    VmManagerImpl vmm;
-    IommuInstance host;
-    IdxdDevice dsa;
-
-    @BeforeEach
-    void setUp() throws Exception {
-        idxd = new IdxdServiceImpl(stack.registry, stack.bus);
-        EventLogImpl events = new EventLogImpl(new EventLogImpl.Config() {
-            @Override
-            public Class<? extends Annotation> annotationType() {
-                return EventLogImpl.Config.class;
-            }
-
-            @Override
-            public int capacity() {
-                return 1000;
-            }
-        });
-        vmm = new VmManagerImpl(stack.registry, stack.processes, stack.pasids, stack.vfio, idxd, events, stack.bus);
-        host = stack.instance("smmuv3", "smmu0");
-        dsa = idxd.create("dsa0", "smmu0", 0x10);
-        dsa.configure(0, WorkQueueConfig.shared(16));
-        dsa.enable();
-        dsa.enableWq(0);
-    }
-
-    @AfterEach
-    void tearDown() {
-        vmm.deactivate();
-        idxd.deactivate();
-    }
-
-    static byte[] random(int n, long seed) {
-        byte[] b = new byte[n];
-        new Random(seed).nextBytes(b);
-        return b;
-    }
-
-    CompletionRecord run(GuestProcess p, Dsa.Builder d) throws Exception {
-        p.write(COMP, new byte[32]);
-        assertEquals(SubmitStatus.ACCEPTED, p.enqcmd(VRID, d.completion(COMP).build()));
-        assertTrue(dsa.awaitIdle(20_000));
-        return CompletionRecord.decode(p.read(COMP, 32));
+class SmmuVsvaTest extends VsvaTestBase {
+    @Override
+    String vendor() {
+        return "smmuv3";
     }
 
     @Test
     void aGuestProcessSharesItsAddressSpaceWithAWholeDeviceThroughItsVirtualSmmu() throws Exception {
-        Vm vm = vmm.create("vm1", "smmu0", 64 * MB);
+        Vm vm = vmm.create("vm1", hostName(), 64 * MB);
         vm.assignDevice("dsa0", VRID);
         vm.guest().probeDevice(VRID);
         GuestProcess p = vm.guest().startProcess("app");
@@ -128,12 +68,9 @@ class SmmuVsvaTest {
 
     @Test
     void staleUntilInvalidatedAndTwoVmsStayApart() throws Exception {
-        IdxdDevice dsa1 = idxd.create("dsa1", "smmu0", 0x20);
-        dsa1.configure(0, WorkQueueConfig.shared(16));
-        dsa1.enable();
-        dsa1.enableWq(0);
-        Vm a = vmm.create("vm1", "smmu0", 32 * MB);
-        Vm b = vmm.create("vm2", "smmu0", 32 * MB);
+        sharedQueueDevice("dsa1", 0x20);
+        Vm a = vmm.create("vm1", hostName(), 32 * MB);
+        Vm b = vmm.create("vm2", hostName(), 32 * MB);
         a.assignDevice("dsa0", VRID);
         b.assignDevice("dsa1", VRID);
         GuestProcess pa = start(a);

@@ -5,25 +5,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.lang.annotation.Annotation;
-import java.util.Random;
-
 import org.iommulab.api.idxd.Dsa;
 import org.iommulab.api.idxd.Dsa.CompletionRecord;
-import org.iommulab.api.idxd.IdxdDevice;
 import org.iommulab.api.idxd.Mdev;
 import org.iommulab.api.idxd.SubmitStatus;
-import org.iommulab.api.idxd.WorkQueueConfig;
-import org.iommulab.api.spi.IommuInstance;
 import org.iommulab.api.translation.Access;
 import org.iommulab.api.translation.Translation;
 import org.iommulab.api.vmm.GuestProcess;
 import org.iommulab.api.vmm.Vm;
-import org.iommulab.idxd.internal.IdxdServiceImpl;
-import org.iommulab.platform.internal.events.EventLogImpl;
-import org.iommulab.vfio.internal.VfioStack;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -31,63 +20,15 @@ import org.junit.jupiter.api.Test;
  * the host bind it nested through VFIO, the guest's MEMMOVE by guest PASID lands in guest memory, a
  * page-out with invalidation makes the next descriptor fault and a guest page request resolves it.
  */
-class VtdVsvaTest {
-    static final long MB = 1 << 20;
-    static final int VRID = 0x0008;
-    static final long SRC = 0x7000_0000_0000L;
-    static final long DST = 0x7000_0010_0000L;
-    static final long COMP = 0x7000_0020_0000L;
-
-    final VfioStack stack = new VfioStack();
-    IdxdServiceImpl idxd;
-    VmManagerImpl vmm;
-    IommuInstance host;
-    IdxdDevice dsa;
-
-    @BeforeEach
-    void setUp() throws Exception {
-        idxd = new IdxdServiceImpl(stack.registry, stack.bus);
-        EventLogImpl events = new EventLogImpl(new EventLogImpl.Config() {
-            @Override
-            public Class<? extends Annotation> annotationType() {
-                return EventLogImpl.Config.class;
-            }
-
-            @Override
-            public int capacity() {
-                return 1000;
-            }
-        });
-        vmm = new VmManagerImpl(stack.registry, stack.processes, stack.pasids, stack.vfio, idxd, events, stack.bus);
-        host = stack.instance("vtd", "vtd0");
-        dsa = idxd.create("dsa0", "vtd0", 0x10);
-        dsa.configure(0, WorkQueueConfig.shared(16));
-        dsa.enable();
-        dsa.enableWq(0);
-    }
-
-    @AfterEach
-    void tearDown() {
-        vmm.deactivate();
-        idxd.deactivate();
-    }
-
-    static byte[] random(int n, long seed) {
-        byte[] b = new byte[n];
-        new Random(seed).nextBytes(b);
-        return b;
-    }
-
-    CompletionRecord run(GuestProcess p, Dsa.Builder d) throws Exception {
-        p.write(COMP, new byte[32]);
-        assertEquals(SubmitStatus.ACCEPTED, p.enqcmd(VRID, d.completion(COMP).build()));
-        assertTrue(dsa.awaitIdle(20_000));
-        return CompletionRecord.decode(p.read(COMP, 32));
+class VtdVsvaTest extends VsvaTestBase {
+    @Override
+    String vendor() {
+        return "vtd";
     }
 
     @Test
     void aGuestProcessSharesItsAddressSpaceWithAnMdevThroughItsVirtualIommu() throws Exception {
-        Vm vm = vmm.create("vm1", "vtd0", 64 * MB);
+        Vm vm = vmm.create("vm1", hostName(), 64 * MB);
         Mdev mdev = vm.assignMdev("dsa0", 0, VRID);
         vm.guest().probeDevice(VRID);
         GuestProcess p = vm.guest().startProcess("app");
@@ -134,7 +75,7 @@ class VtdVsvaTest {
 
     @Test
     void aGuestThatForgetsToInvalidateSeesTheStaleTranslation() throws Exception {
-        Vm vm = vmm.create("vm1", "vtd0", 64 * MB);
+        Vm vm = vmm.create("vm1", hostName(), 64 * MB);
         vm.assignMdev("dsa0", 0, VRID);
         vm.guest().probeDevice(VRID);
         GuestProcess p = vm.guest().startProcess("app");
@@ -155,8 +96,8 @@ class VtdVsvaTest {
 
     @Test
     void aVmCannotReachAnotherVmsMemoryNorItsPasids() throws Exception {
-        Vm a = vmm.create("vm1", "vtd0", 32 * MB);
-        Vm b = vmm.create("vm2", "vtd0", 32 * MB);
+        Vm a = vmm.create("vm1", hostName(), 32 * MB);
+        Vm b = vmm.create("vm2", hostName(), 32 * MB);
         Mdev ma = a.assignMdev("dsa0", 0, VRID);
         Mdev mb = b.assignMdev("dsa0", 0, VRID);
         a.guest().probeDevice(VRID);

@@ -1,0 +1,95 @@
+package org.iommulab.vmm.internal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.annotation.Annotation;
+import java.util.Random;
+
+import org.iommulab.api.idxd.Dsa;
+import org.iommulab.api.idxd.Dsa.CompletionRecord;
+import org.iommulab.api.idxd.IdxdDevice;
+import org.iommulab.api.idxd.SubmitStatus;
+import org.iommulab.api.idxd.WorkQueueConfig;
+import org.iommulab.api.spi.IommuInstance;
+import org.iommulab.api.vmm.GuestProcess;
+import org.iommulab.idxd.internal.IdxdServiceImpl;
+import org.iommulab.platform.internal.events.EventLogImpl;
+import org.iommulab.vfio.internal.VfioStack;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+
+/**
+ * What every vSVA test of the VMM stands on: the platform, both backends, VFIO, IDXD and the VMM
+ * wired by hand; a host IOMMU of the subclass's vendor with a DSA at requester id 0x10 whose shared
+ * work queue 0 blocks on faults; and the guest-side helpers.
+ */
+abstract class VsvaTestBase {
+    static final long MB = 1 << 20;
+    static final int VRID = 0x0008;
+    static final long SRC = 0x7000_0000_0000L;
+    static final long DST = 0x7000_0010_0000L;
+    static final long COMP = 0x7000_0020_0000L;
+
+    final VfioStack stack = new VfioStack();
+    IdxdServiceImpl idxd;
+    VmManagerImpl vmm;
+    IommuInstance host;
+    IdxdDevice dsa;
+
+    /** @return the host IOMMU's vendor */
+    abstract String vendor();
+
+    /** @return the host IOMMU instance's name */
+    String hostName() {
+        return vendor() + "0";
+    }
+
+    @BeforeEach
+    void setUp() throws Exception {
+        idxd = new IdxdServiceImpl(stack.registry, stack.bus);
+        EventLogImpl events = new EventLogImpl(new EventLogImpl.Config() {
+            @Override
+            public Class<? extends Annotation> annotationType() {
+                return EventLogImpl.Config.class;
+            }
+
+            @Override
+            public int capacity() {
+                return 1000;
+            }
+        });
+        vmm = new VmManagerImpl(stack.registry, stack.processes, stack.pasids, stack.vfio, idxd, events, stack.bus);
+        host = stack.instance(vendor(), hostName());
+        dsa = sharedQueueDevice("dsa0", 0x10);
+    }
+
+    /** A DSA behind the host IOMMU with shared work queue 0 enabled. */
+    IdxdDevice sharedQueueDevice(String name, int rid) throws Exception {
+        IdxdDevice d = idxd.create(name, hostName(), rid);
+        d.configure(0, WorkQueueConfig.shared(16));
+        d.enable();
+        d.enableWq(0);
+        return d;
+    }
+
+    @AfterEach
+    void tearDown() {
+        vmm.deactivate();
+        idxd.deactivate();
+    }
+
+    static byte[] random(int n, long seed) {
+        byte[] b = new byte[n];
+        new Random(seed).nextBytes(b);
+        return b;
+    }
+
+    /** ENQCMD from the guest process, then the completion record it reads back. */
+    CompletionRecord run(GuestProcess p, Dsa.Builder d) throws Exception {
+        p.write(COMP, new byte[32]);
+        assertEquals(SubmitStatus.ACCEPTED, p.enqcmd(VRID, d.completion(COMP).build()));
+        assertTrue(dsa.awaitIdle(20_000));
+        return CompletionRecord.decode(p.read(COMP, 32));
+    }
+}
