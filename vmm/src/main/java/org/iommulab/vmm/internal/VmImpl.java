@@ -66,6 +66,10 @@ final class VmImpl implements Vm, GuestIommuListener {
     private final DeviceBus bus;
     private final List<Assigned> devices = new CopyOnWriteArrayList<>();
     private final java.util.concurrent.ConcurrentLinkedQueue<String> journal = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    /** Page request groups injected into the guest and not answered yet: (virtual rid, PASID, group). */
+    private final java.util.Set<Long> injected = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** The VM's page-request injector: one thread, so requests reach the guest in order. */
+    private final java.util.concurrent.ExecutorService injector;
     private final FaultListener hostFaults = new FaultListener() {
         @Override
         public void fault(IommuFault fault) {
@@ -94,6 +98,11 @@ final class VmImpl implements Vm, GuestIommuListener {
         this.idxd = idxd;
         this.bus = bus;
         this.kernel = new GuestKernelImpl(this, viommu, memory, tables, pages);
+        this.injector = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, name + "-page-requests");
+            t.setDaemon(true);
+            return t;
+        });
     }
 
     /** Connects the traps: the virtual IOMMU's reports and the host IOMMU's page requests. */
@@ -148,11 +157,8 @@ final class VmImpl implements Vm, GuestIommuListener {
         }
         Mdev mdev = parent.createMdev(name + "-" + idxdDevice + "-wq" + wq, wq, pasids);
         try {
-            container.addGroup(mdev.requester().groupId());
-            container.setIommu(VfioIommuType.NESTING);
-            container.mapDma(ramBase, 0, ramSize, 3); // guest RAM at GPA 0
+            attachGroup(mdev.requester().groupId());
         } catch (IommuException | RuntimeException e) {
-            container.close();
             closeQuietly(mdev);
             throw e;
         }
@@ -174,16 +180,24 @@ final class VmImpl implements Vm, GuestIommuListener {
         }
         int group = bus.requester(idxdDevice).orElseThrow(
                 () -> new IommuException(Errno.ENOENT, "'" + idxdDevice + "' is not on the device bus")).groupId();
-        try {
-            container.addGroup(group);
-            container.setIommu(VfioIommuType.NESTING);
-            container.mapDma(ramBase, 0, ramSize, 3); // guest RAM at GPA 0
-        } catch (IommuException | RuntimeException e) {
-            container.close();
-            throw e;
-        }
+        attachGroup(group);
         devices.add(new Assigned(null, dev, virtualRid, dev.requesterId()));
         log("assigned %s whole at virtual rid 0x%x (host group %d, RAM mapped through VFIO)", idxdDevice, virtualRid, group);
+    }
+
+    /**
+     * The group joins the VM's container, which becomes a nesting container with the guest's RAM
+     * mapped at GPA 0; on failure the group leaves again and the container is as it was.
+     */
+    private void attachGroup(int group) throws IommuException {
+        container.addGroup(group);
+        try {
+            container.setIommu(VfioIommuType.NESTING);
+            container.mapDma(ramBase, 0, ramSize, 3);
+        } catch (IommuException | RuntimeException e) {
+            container.removeGroup(group); // the last group: releases the IOMMU type and any mapping
+            throw e;
+        }
     }
 
     @Override
@@ -228,6 +242,13 @@ final class VmImpl implements Vm, GuestIommuListener {
         }
         try {
             if (firstStage.isPresent()) {
+                if (container.bindings().containsKey(pasid)) {
+                    // The guest changed a bound entry in place: the host follows (unbind, then bind anew).
+                    container.unbindGuestPageTable(pasid);
+                    if (dev.get().mdev() != null) {
+                        dev.get().mdev().unmapGuestPasid(pasid);
+                    }
+                }
                 container.bindGuestPageTable(firstStage.get());
                 if (dev.get().mdev() != null) {
                     dev.get().mdev().mapGuestPasid(pasid, pasid);
@@ -289,29 +310,58 @@ final class VmImpl implements Vm, GuestIommuListener {
         if (dev.isEmpty()) {
             return;
         }
+        // Only answers to requests the VMM injected reach the host: a guest cannot answer another
+        // tenant's page request group, nor one it was never asked.
+        if (!injected.remove(groupKey(requesterId, pasid, groupIndex))) {
+            log("trap: guest page response for PASID %d group %d ignored: no such request was injected", pasid, groupIndex);
+            return;
+        }
+        // Logged first: the device resumes as soon as the host has the answer.
+        log("trap: guest page response %s (PASID %d, group %d) -> host", response, pasid, groupIndex);
         try {
             host.driver().pageResponse(dev.get().hostRid(), pasid, groupIndex, response);
-            log("trap: guest page response %s (PASID %d, group %d) -> host", response, pasid, groupIndex);
         } catch (IommuException e) {
             log("trap: guest page response for PASID %d: %s", pasid, e.getMessage());
         }
     }
 
-    /** A host page request for one of the VM's PASIDs goes to the guest through its virtual IOMMU. */
+    private static long groupKey(int rid, int pasid, int group) {
+        return (long) (rid & 0xffff) << 40 | (long) (pasid & 0xfffff) << 12 | (group & 0x1ff);
+    }
+
+    /**
+     * A host page request for one of the VM's PASIDs goes to the guest through its virtual IOMMU.
+     * It is handed to the VM's own injector thread: the host's page-request processing never runs
+     * guest code, so a guest that is slow (or blocked in its own driver) delays only itself.
+     */
     private void injectPageRequest(PageRequest request) {
         Optional<Assigned> dev = devices.stream().filter(a -> a.hostRid() == request.requesterId()).findFirst();
-        if (dev.isEmpty() || dev.get().mdev() != null && !pasids.contains(request.pasid())) {
+        if (dev.isEmpty() || request.pasid() == org.iommulab.api.pasid.Pasids.NO_PASID
+                || dev.get().mdev() != null && !pasids.contains(request.pasid())) {
             return; // another VM's, or the host's own (a whole device's PASIDs are all the guest's)
         }
-        log("host page request (PASID %d, 0x%x) -> injected into the guest's virtual IOMMU", request.pasid(),
-                request.address());
-        if (!viommu.pageRequest(dev.get().virtualRid(), request.pasid(), request.address(), request.access(),
-                request.groupIndex())) {
-            try {
-                host.driver().pageResponse(request.requesterId(), request.pasid(), request.groupIndex(), PageResponse.INVALID);
-            } catch (IommuException e) {
-                // answered already
-            }
+        int vrid = dev.get().virtualRid();
+        injected.add(groupKey(vrid, request.pasid(), request.groupIndex()));
+        try {
+            injector.execute(() -> {
+                log("host page request (PASID %d, 0x%x) -> injected into the guest's virtual IOMMU", request.pasid(),
+                        request.address());
+                if (!viommu.pageRequest(vrid, request.pasid(), request.address(), request.access(), request.groupIndex())) {
+                    injected.remove(groupKey(vrid, request.pasid(), request.groupIndex()));
+                    answerHost(request.requesterId(), request.pasid(), request.groupIndex(), PageResponse.INVALID);
+                }
+            });
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            injected.remove(groupKey(vrid, request.pasid(), request.groupIndex()));
+            answerHost(request.requesterId(), request.pasid(), request.groupIndex(), PageResponse.INVALID); // shutting down
+        }
+    }
+
+    private void answerHost(int hostRid, int pasid, int group, PageResponse response) {
+        try {
+            host.driver().pageResponse(hostRid, pasid, group, response);
+        } catch (IommuException e) {
+            // answered already
         }
     }
 
@@ -339,6 +389,14 @@ final class VmImpl implements Vm, GuestIommuListener {
             // nothing to detach
         }
         host.driver().removeFaultListener(hostFaults);
+        injector.shutdownNow();
+        // Requests the guest will never answer now: the device learns Invalid at once.
+        for (long key : injected) {
+            int vrid = (int) (key >>> 40);
+            device(vrid).ifPresent(a -> answerHost(a.hostRid(), (int) (key >>> 12) & 0xfffff, (int) key & 0x1ff,
+                    PageResponse.INVALID));
+        }
+        injected.clear();
         container.close();
         for (Assigned a : devices) {
             if (a.mdev() != null) {

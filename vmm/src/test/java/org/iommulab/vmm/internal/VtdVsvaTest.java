@@ -124,4 +124,29 @@ class VtdVsvaTest extends VsvaTestBase {
                 "a guest PASID VM 1 was never given");
         assertTrue(mb.pasidTranslations().containsKey(pb.pasid()));
     }
+
+    @Test
+    void aGuestCannotAnswerAPageRequestItWasNeverGiven() throws Exception {
+        Vm vm = vmm.create("vm1", hostName(), 32 * MB);
+        vm.assignMdev("dsa0", 0, VRID);
+        vm.guest().probeDevice(VRID);
+        vm.takeJournal();
+        // A crafted page group response (what a raw descriptor in the guest's queue would trap as).
+        ((VmImpl) vm).pageResponse(VRID, 7, 42, org.iommulab.api.fault.PageResponse.INVALID);
+        assertTrue(String.join("\n", vm.takeJournal()).contains("ignored: no such request was injected"));
+    }
+
+    @Test
+    void aBoundEntryChangedInPlaceIsRebound() throws Exception {
+        Vm vm = vmm.create("vm1", hostName(), 32 * MB);
+        vm.assignMdev("dsa0", 0, VRID);
+        vm.guest().probeDevice(VRID);
+        GuestProcess p = vm.guest().startProcess("app");
+        p.bind(VRID);
+        org.iommulab.api.nesting.GuestPasidBind moved = new org.iommulab.api.nesting.GuestPasidBind(
+                org.iommulab.api.nesting.NestingInfo.FORMAT_INTEL_VTD, p.pasid(), p.pasid(), true, p.pgd() + 0x1000, 48, 0, 0, 0);
+        ((VmImpl) vm).pasidEntryChanged(VRID, p.pasid(), java.util.Optional.of(moved));
+        assertEquals(p.pgd() + 0x1000, vm.container().bindings().get(p.pasid()).guestPgd(), "the host follows the new root");
+        assertEquals(p.pasid(), vm.devices().get(0).pasidTranslations().get(p.pasid()));
+    }
 }

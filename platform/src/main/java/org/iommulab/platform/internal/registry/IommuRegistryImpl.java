@@ -59,8 +59,11 @@ public final class IommuRegistryImpl implements IommuRegistry {
     private record Created(IommuInstance instance, IommuBackend backend) {
     }
 
-    /** Instances over guest memory, closed with their backend. */
-    private final List<Created> guests = new ArrayList<>();
+    /**
+     * Instances over guest memory, closed with their backend. Weak: an instance its VMM closed and
+     * dropped is forgotten here too.
+     */
+    private final java.util.Map<IommuInstance, IommuBackend> guests = new java.util.WeakHashMap<>();
 
     /** @param memory host memory every instance works over */
     @Activate
@@ -96,9 +99,9 @@ public final class IommuRegistryImpl implements IommuRegistry {
                 }
                 return false;
             });
-            guests.removeIf(c -> {
-                if (c.backend() == backend) {
-                    c.instance().close();
+            guests.entrySet().removeIf(g -> {
+                if (g.getValue() == backend) {
+                    g.getKey().close();
                     return true;
                 }
                 return false;
@@ -187,7 +190,7 @@ public final class IommuRegistryImpl implements IommuRegistry {
                 instance.close(); // the backend left meanwhile
                 throw new IommuException(Errno.ENODEV, "backend '" + vendor + "' left");
             }
-            guests.add(new Created(instance, backend));
+            guests.put(instance, backend);
         }
         return instance;
     }

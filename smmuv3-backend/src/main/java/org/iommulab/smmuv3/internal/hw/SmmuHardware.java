@@ -737,6 +737,34 @@ public final class SmmuHardware {
      * {@code smmuv3_notify_config_change}): a CD table (Config 0b101 or 0b111), bypass, abort, or
      * nothing valid.
      */
+    /** Streams reported to the listener, so that a ranged or global CFGI re-reads them. */
+    private final java.util.Set<Integer> reportedStreams = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /**
+     * After CMD_CFGI_STE_RANGE / CFGI_ALL: every stream in the range that was reported before, and
+     * every stream of a range of at most 2^16 ids (QEMU notifies each SID of the range).
+     */
+    private void reportSteRange(long first, long last) {
+        if (guestListener == null) {
+            return;
+        }
+        java.util.TreeSet<Long> sids = new java.util.TreeSet<>();
+        for (int r : reportedStreams) {
+            long u = r & 0xffff_ffffL;
+            if (u >= first && u <= last) {
+                sids.add(u);
+            }
+        }
+        if (last - first < 1 << 16) {
+            for (long u = first; u <= last; u++) {
+                sids.add(u);
+            }
+        }
+        for (long u : sids) {
+            reportSte((int) u);
+        }
+    }
+
     private void reportSte(int sid) {
         GuestIommuListener l = guestListener;
         if (l == null) {
@@ -754,6 +782,11 @@ public final class SmmuHardware {
             } else if (cfg == 0) {
                 config = Optional.of(new PasidTableConfig(NestingInfo.FORMAT_ARM_SMMUV3, 0, 0, PasidTableConfig.ABORT, 0, 0));
             }
+        }
+        if (config.isPresent()) {
+            reportedStreams.add(sid);
+        } else if (!reportedStreams.remove(sid)) {
+            return; // never configured, still nothing: no news
         }
         l.streamEntryChanged(sid, config);
     }
@@ -779,11 +812,13 @@ public final class SmmuHardware {
                 if (range == 31) {
                     translator.steCache.invalidateAll();
                     translator.cdCache.invalidateAll();
+                    reportSteRange(0, 0xffff_ffffL);
                 } else {
                     long first = sid & -(1L << (range + 1));
                     long last = first + (1L << (range + 1)) - 1;
                     translator.steCache.invalidateKeys(k -> k >= first && k <= last);
                     translator.cdCache.invalidateKeys(k -> (k >>> 20) >= first && (k >>> 20) <= last);
+                    reportSteRange(first, last);
                 }
                 return CERROR_NONE;
             }
@@ -795,12 +830,14 @@ public final class SmmuHardware {
             }
             case 0x06: // CMD_CFGI_CD_ALL
                 translator.cdCache.invalidateKeys(k -> (k >>> 20) == sid);
+                report(() -> CacheInvalidation.domain(Set.of(CacheType.PASID)));
                 return CERROR_NONE;
             case 0x10: // CMD_TLBI_NH_ALL
                 if (!config.stage1) {
                     return CERROR_ILL; // §4.4.2: stage-1 invalidations need S1P
                 }
                 translator.tlb.invalidateTag1(vmid);
+                report(() -> CacheInvalidation.domain(Set.of(CacheType.IOTLB)));
                 return CERROR_NONE;
             case 0x28: // CMD_TLBI_S12_VMALL
                 if (!config.stage2) {
@@ -822,17 +859,28 @@ public final class SmmuHardware {
                 }
                 translator.tlb.invalidateRange(vmid, asid, (d1 & ~0xfffL) & SmmuTranslator.KEY_MASK, rangeSize(d0, d1), leaf);
                 long va = (d1 & ~0xfffL) & SmmuTranslator.KEY_MASK;
-                long pages = Math.max(1, rangeSize(d0, d1) >>> 12);
-                report(() -> CacheInvalidation.range(Set.of(CacheType.IOTLB), Pasids.NO_PASID, asid, va, 4096, pages, leaf));
+                long vaSize = rangeSize(d0, d1);
+                // A range no neutral request can name (all of it, or beyond 2^32 pages) becomes the whole ASID.
+                report(() -> vaSize <= 0 || (vaSize >>> 12) > CacheInvalidation.MAX_GRANULES
+                        ? CacheInvalidation.pasid(Set.of(CacheType.IOTLB), 0, asid)
+                        : CacheInvalidation.range(Set.of(CacheType.IOTLB), Pasids.NO_PASID, asid, va, 4096,
+                                Math.max(1, vaSize >>> 12), leaf));
                 return CERROR_NONE;
             case 0x13: // CMD_TLBI_NH_VAA
                 if (!config.stage1) {
                     return CERROR_ILL;
                 }
                 translator.tlb.invalidateRangeAnyTag2(vmid, (d1 & ~0xfffL) & SmmuTranslator.KEY_MASK, rangeSize(d0, d1), leaf);
+                long vaa = (d1 & ~0xfffL) & SmmuTranslator.KEY_MASK;
+                long vaaSize = rangeSize(d0, d1);
+                report(() -> vaaSize <= 0 || (vaaSize >>> 12) > CacheInvalidation.MAX_GRANULES
+                        ? CacheInvalidation.domain(Set.of(CacheType.IOTLB))
+                        : CacheInvalidation.range(Set.of(CacheType.IOTLB), Pasids.NO_PASID, -1, vaa, 4096,
+                                Math.max(1, vaaSize >>> 12), leaf));
                 return CERROR_NONE;
             case 0x30: // CMD_TLBI_NSNH_ALL
                 translator.tlb.invalidateAll();
+                report(() -> CacheInvalidation.domain(Set.of(CacheType.IOTLB)));
                 return CERROR_NONE;
             case 0x2a: // CMD_TLBI_S2_IPA
                 if (!config.stage2) {

@@ -401,10 +401,14 @@ public final class VtdHardware {
             translator.contextCache.invalidateAll();
             translator.pasidCache.invalidateAll();
             translator.iotlb.invalidateAll();
+            forgetReported(); // a new root table: the guest's structures start over
         }
         boolean te = (value & VtdReg.GCMD_TE) != 0;
         if (te != translationEnabled) {
             translationEnabled = te;
+            if (!te) {
+                forgetReported();
+            }
         }
         boolean qie = (value & VtdReg.GCMD_QIE) != 0;
         if (qie != qiEnabled) {
@@ -516,14 +520,96 @@ public final class VtdHardware {
 
     /** The VMM's trap of a virtual IOMMU, or null. */
     private volatile GuestIommuListener guestListener;
-    /** First-stage bindings reported to the guest listener: (source id << 20 | PASID) -> DID. */
-    private final java.util.Map<Long, Integer> reportedBindings = new java.util.HashMap<>();
+    /** First-stage bindings reported to the guest listener: (source id << 20 | PASID) -> what was reported. */
+    private final java.util.Map<Long, GuestPasidBind> reportedBindings = new java.util.HashMap<>();
+    /** The DID each reported binding carried. */
+    private final java.util.Map<Long, Integer> reportedDids = new java.util.HashMap<>();
 
     /**
      * @param listener receives what the guest's invalidations reveal (caching mode), or null
      */
     public void setGuestListener(GuestIommuListener listener) {
-        this.guestListener = listener;
+        synchronized (reportedBindings) {
+            this.guestListener = listener;
+            reportedBindings.clear();
+            reportedDids.clear();
+        }
+    }
+
+    /**
+     * After a domain-selective or global PASID-cache invalidation: re-reads every binding reported
+     * before (of {@code did}, or all for -1) and reports those that changed or went away. New
+     * bindings are announced by PASID-selective invalidations, as Linux's driver issues them.
+     */
+    private void revalidateReported(GuestIommuListener l, int did) {
+        for (long key : new java.util.ArrayList<>(reportedBindings.keySet())) {
+            if (did < 0 || reportedDids.get(key) == did) {
+                int sid = (int) (key >>> 20);
+                int pasid = (int) key & 0xfffff;
+                compareAndReport(l, sid, pasid, reportedDids.get(key), readBinding(sid, pasid, reportedDids.get(key)));
+            }
+        }
+    }
+
+    /** The root table was replaced or translation turned off: every reported binding is gone. */
+    private void forgetReported() {
+        GuestIommuListener l = guestListener;
+        if (l == null) {
+            return;
+        }
+        for (long key : new java.util.ArrayList<>(reportedBindings.keySet())) {
+            compareAndReport(l, (int) (key >>> 20), (int) key & 0xfffff, reportedDids.get(key), Optional.empty());
+        }
+    }
+
+    /** Reports a binding only if it differs from what was reported for that source id and PASID. */
+    private void compareAndReport(GuestIommuListener l, int sid, int pasid, int did, Optional<GuestPasidBind> now) {
+        long key = (long) sid << 20 | pasid;
+        GuestPasidBind before = reportedBindings.get(key);
+        if (now.isPresent() ? now.get().equals(before) : before == null) {
+            return;
+        }
+        if (now.isPresent()) {
+            reportedBindings.put(key, now.get());
+            reportedDids.put(key, did);
+        } else {
+            reportedBindings.remove(key);
+            reportedDids.remove(key);
+        }
+        l.pasidEntryChanged(sid, pasid, now);
+    }
+
+    /**
+     * @return the first-stage binding the PASID entry of {@code sid}/{@code pasid} holds with domain
+     *     id {@code did}, or empty (absent, another PGTT, another DID, or a reserved FLPM)
+     */
+    private Optional<GuestPasidBind> readBinding(int sid, int pasid, int did) {
+        if ((rootTable & VtdReg.RTADDR_TTM_MASK) != VtdReg.RTADDR_TTM_SCALABLE || !translationEnabled) {
+            return Optional.empty();
+        }
+        long re = readQuietly((rootTable & ~0xfffL) + (sid >>> 8) * 16L + ((sid >>> 7) & 1) * 8L);
+        if ((re & 1) == 0) {
+            return Optional.empty();
+        }
+        long ce = readQuietly((re & ~0xfffL) + (sid & 0x7f) * 32L);
+        if ((ce & 1) == 0 || (pasid >>> 6) >= 1 << (((ce >>> 9) & 7) + 7)) {
+            return Optional.empty();
+        }
+        long de = readQuietly((ce & ~0xfffL) + (pasid >>> 6) * 8L);
+        if ((de & 1) == 0) {
+            return Optional.empty();
+        }
+        long e = (de & ~0xfffL) + (pasid & 63) * 64L;
+        long q0 = readQuietly(e);
+        long q1 = readQuietly(e + 8);
+        long q2 = readQuietly(e + 16);
+        int flpm = (int) (q2 >>> 2) & 3;
+        if ((q0 & 1) == 0 || ((q0 >>> 6) & 7) != 1 || (q1 & 0xffff) != did || flpm > 1) {
+            return Optional.empty();
+        }
+        // FLPTPTR 63:12, FLPM 3:2 (0 4-level, 1 5-level), SRE 0 (VT-d 3.x §9.6).
+        return Optional.of(new GuestPasidBind(NestingInfo.FORMAT_INTEL_VTD, pasid, pasid, true, q2 & ~0xfffL,
+                48 + 9 * flpm, (q2 & 1) != 0 ? GuestPasidBind.VTD_SRE : 0, 0, 0));
     }
 
     /**
@@ -532,10 +618,16 @@ public final class VtdHardware {
      * bindings that appeared, changed or went away (QEMU's {@code vtd_pasid_cache_sync}).
      */
     private void reportPasidEntries(GuestIommuListener l, int did, int pasid) {
-        java.util.Map<Long, Optional<GuestPasidBind>> found = new java.util.LinkedHashMap<>();
         if ((rootTable & VtdReg.RTADDR_TTM_MASK) != VtdReg.RTADDR_TTM_SCALABLE) {
             return; // legacy mode has no PASID entries
         }
+        // Entries reported before: changed or gone.
+        for (long key : new java.util.ArrayList<>(reportedBindings.keySet())) {
+            if ((key & 0xfffff) == pasid && reportedDids.get(key) == did) {
+                compareAndReport(l, (int) (key >>> 20), pasid, did, readBinding((int) (key >>> 20), pasid, did));
+            }
+        }
+        // Entries that appeared: every present scalable-mode context entry.
         long root = rootTable & ~0xfffL;
         for (int bus = 0; bus < 256; bus++) {
             for (int half = 0; half < 2; half++) {
@@ -545,37 +637,15 @@ public final class VtdHardware {
                 }
                 for (int i = 0; i < 128; i++) {
                     int sid = bus << 8 | half << 7 | i;
-                    long ce = readQuietly((re & ~0xfffL) + i * 32L);
-                    if ((ce & 1) == 0 || (pasid >>> 6) >= 1 << (((ce >>> 9) & 7) + 7)) {
+                    if ((readQuietly((re & ~0xfffL) + i * 32L) & 1) == 0) {
                         continue;
                     }
-                    long de = readQuietly((ce & ~0xfffL) + (pasid >>> 6) * 8L);
-                    if ((de & 1) == 0) {
-                        continue;
-                    }
-                    long e = (de & ~0xfffL) + (pasid & 63) * 64L;
-                    long q0 = readQuietly(e);
-                    long q1 = readQuietly(e + 8);
-                    long q2 = readQuietly(e + 16);
-                    long key = (long) sid << 20 | pasid;
-                    boolean firstStage = (q0 & 1) != 0 && ((q0 >>> 6) & 7) == 1;
-                    if (firstStage && (q1 & 0xffff) == did) {
-                        int aw = ((q2 >>> 2) & 3) == 0 ? 48 : 57;
-                        found.put(key, Optional.of(new GuestPasidBind(NestingInfo.FORMAT_INTEL_VTD, pasid, pasid, true,
-                                q2 & ~0xfffL, aw, (q2 & 1) != 0 ? GuestPasidBind.VTD_SRE : 0, 0, 0)));
-                    } else if (Integer.valueOf(did).equals(reportedBindings.get(key))) {
-                        found.put(key, Optional.empty()); // was bound under this DID: gone now
+                    Optional<GuestPasidBind> now = readBinding(sid, pasid, did);
+                    if (now.isPresent()) {
+                        compareAndReport(l, sid, pasid, did, now);
                     }
                 }
             }
-        }
-        for (java.util.Map.Entry<Long, Optional<GuestPasidBind>> f : found.entrySet()) {
-            if (f.getValue().isPresent()) {
-                reportedBindings.put(f.getKey(), did);
-            } else {
-                reportedBindings.remove(f.getKey());
-            }
-            l.pasidEntryChanged((int) (f.getKey() >>> 20), pasid, f.getValue());
         }
     }
 
@@ -670,8 +740,16 @@ public final class VtdHardware {
                 }
                 if (g == 3) {
                     translator.pasidCache.invalidateAll();
+                    GuestIommuListener all = guestListener;
+                    if (all != null) {
+                        revalidateReported(all, -1);
+                    }
                 } else if (g == 0) {
                     translator.pasidCache.invalidate((key, data, o) -> (data[o + 1] & 0xffff) == did);
+                    GuestIommuListener domain = guestListener;
+                    if (domain != null) {
+                        revalidateReported(domain, did);
+                    }
                 } else {
                     translator.pasidCache.invalidate((key, data, o) -> (data[o + 1] & 0xffff) == did
                             && (key & 0xfffff) == pasid);

@@ -132,4 +132,18 @@ class VtdFirstStageAndTrapTest {
         driver.close();
         assertEquals(0, pool.allocatedFrames());
     }
+
+    @Test
+    void unchangedEntriesAreNotReportedAgainAndTurningTranslationOffUnbinds() throws Exception {
+        IommuDomain d = driver.allocateDomain(DomainType.UNMANAGED);
+        driver.attach(d, SID);
+        driver.bindFirstStage(SID, 5, 0x5000, 48, 0);
+        driver.bindFirstStage(SID, 6, 0x6000, 48, GuestPasidBind.VTD_SRE);
+        trapped.clear();
+        driver.invalidateFirstStage(SID, 5, 0x1000, 0x1000);
+        assertFalse(trapped.stream().anyMatch(l -> l.startsWith("pasid")), "nothing changed: " + trapped);
+        hw.write(0x18, 0, 4); // GCMD: translation off
+        assertTrue(trapped.contains(String.format("pasid %04x 5 gone", SID))
+                && trapped.contains(String.format("pasid %04x 6 gone", SID)), "every binding went: " + trapped);
+    }
 }
