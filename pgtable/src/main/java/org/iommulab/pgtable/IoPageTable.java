@@ -37,7 +37,25 @@ public final class IoPageTable {
     private final long pageSizes;
     private final ReentrantLock lock = new ReentrantLock();
     /** Valid entries per non-root table, by table address. Guarded by {@link #lock}. */
+    /**
+     * Live entries and frame count of every table but the root, keyed by frame number (address
+     * >>> 12): aligned addresses as keys would collide in the low bits HashMap indexes by.
+     */
     private final Map<Long, int[]> counts = new HashMap<>();
+    /**
+     * The last table looked up in {@link #counts} and its counts: mapping or unmapping a range
+     * touches one leaf table hundreds of times in a row, and this spares each time a boxed key.
+     */
+    private long lastTable = -1;
+    private int[] lastCounts;
+    /**
+     * The table {@link #install} last wrote a leaf into, its depth and the input bits above it:
+     * consecutive pages of one {@link #map} call land in the same table, so only the first of them
+     * walks from the root. Valid within one map call (under the lock, tables are only added then).
+     */
+    private int cursorDepth = -1;
+    private long cursorPrefix;
+    private long cursorTable;
     /** Tables emptied by the current operation, freed after its flush. Guarded by {@link #lock}. */
     private final java.util.List<long[]> emptied = new java.util.ArrayList<>();
     private long tableFrames;
@@ -156,6 +174,7 @@ public final class IoPageTable {
                 throw new IommuException(Errno.EEXIST, String.format("0x%x is already mapped", mapped));
             }
             long done = 0;
+            cursorDepth = -1;
             try {
                 while (done < size) {
                     done += mapOne(iova + done, pa + done, size - done, prot);
@@ -199,8 +218,14 @@ public final class IoPageTable {
 
     /** Writes a leaf at {@code depth}, creating tables above it; {@code false} if that slot is taken. */
     private boolean install(long iova, long pa, int depth, int prot) throws IommuException {
+        long prefix = depth == 0 ? 0 : iova >>> format.indexShift(depth - 1);
         long table = root;
-        for (int d = 0; d < depth; d++) {
+        int d = 0;
+        if (depth == cursorDepth && prefix == cursorPrefix) {
+            table = cursorTable;
+            d = depth;
+        }
+        for (; d < depth; d++) {
             long slot = table + ((long) format.index(iova, d) << 3);
             long entry = memory.read64(slot);
             EntryType type = format.classify(entry, d);
@@ -215,6 +240,9 @@ public final class IoPageTable {
                 throw new IommuException(Errno.EEXIST, String.format("0x%x is already mapped", iova));
             }
         }
+        cursorDepth = depth;
+        cursorPrefix = prefix;
+        cursorTable = table;
         long slot = table + ((long) format.index(iova, depth) << 3);
         if (format.classify(memory.read64(slot), depth) != EntryType.INVALID) {
             return false; // an (empty) table sits where the large page would go: use smaller pages
@@ -227,13 +255,27 @@ public final class IoPageTable {
     private long allocateTable(int depth) throws IommuException {
         int n = framesFor(format.tableBytes(depth));
         long table = frames.allocateFrames(n);
-        counts.put(table, new int[] {0, n});
+        counts.put(table >>> 12, new int[] {0, n});
+        forgetLast();
         tableFrames += n;
         return table;
     }
 
+    private int[] countsOf(long table) {
+        if (table != lastTable) {
+            lastCounts = counts.get(table >>> 12);
+            lastTable = table;
+        }
+        return lastCounts;
+    }
+
+    private void forgetLast() {
+        lastTable = -1;
+        lastCounts = null;
+    }
+
     private void increment(long table) {
-        int[] c = counts.get(table);
+        int[] c = countsOf(table);
         if (c != null) {
             c[0]++;
         }
@@ -354,7 +396,7 @@ public final class IoPageTable {
             } else if (type == EntryType.TABLE && depth + 1 < format.levels()) {
                 long child = format.tableAddress(entry, depth);
                 removeRange(child, depth + 1, from, Long.compareUnsigned(entryLast, last) < 0 ? entryLast : last, stats);
-                int[] c = counts.get(child);
+                int[] c = countsOf(child);
                 if (c != null && c[0] == 0) {
                     memory.write64(slot, 0);
                     decrement(table);
@@ -370,7 +412,7 @@ public final class IoPageTable {
     }
 
     private void decrement(long table) {
-        int[] c = counts.get(table);
+        int[] c = countsOf(table);
         if (c != null) {
             c[0]--;
         }
@@ -378,7 +420,8 @@ public final class IoPageTable {
 
     /** Unlinks an emptied table; its frames go back to the allocator after the flush. */
     private void freeTable(long table, int n) {
-        counts.remove(table);
+        counts.remove(table >>> 12);
+        forgetLast();
         tableFrames -= n;
         emptied.add(new long[] {table, n});
     }
@@ -438,12 +481,13 @@ public final class IoPageTable {
             destroyed = true;
             for (Map.Entry<Long, int[]> e : counts.entrySet()) {
                 try {
-                    frames.freeFrames(e.getKey(), e.getValue()[1]);
+                    frames.freeFrames(e.getKey() << 12, e.getValue()[1]);
                 } catch (IommuException ignored) {
                     // already freed: nothing to release
                 }
             }
             counts.clear();
+            forgetLast();
             try {
                 frames.freeFrames(root, framesFor(format.tableBytes(0)));
             } catch (IommuException ignored) {

@@ -35,8 +35,6 @@ public final class WalkResult {
 
     private int steps;
     private final int[] stepNest = new int[MAX_STEPS];
-    private final Stage[] stepStage = new Stage[MAX_STEPS];
-    private final String[] stepLevel = new String[MAX_STEPS];
     private final long[] stepAddress = new long[MAX_STEPS];
     private final long[] stepEntry = new long[MAX_STEPS];
     private final int[] stepDepth = new int[MAX_STEPS];
@@ -91,8 +89,8 @@ public final class WalkResult {
     void record(int nest, PageTableFormat format, int depth, long address, long entry) {
         if (steps < MAX_STEPS) {
             stepNest[steps] = nest;
-            stepStage[steps] = format.stage();
-            stepLevel[steps] = format.levelName(depth);
+            // Stage and level name are derived from the format when asked: a walk stores no more
+            // references than it must (each costs a GC write barrier on the hot path).
             stepDepth[steps] = depth;
             stepFormat[steps] = format;
             stepAddress[steps] = address;
@@ -203,7 +201,7 @@ public final class WalkResult {
      * @return the stage whose table step {@code i} read
      */
     public Stage stepStage(int i) {
-        return stepStage[i];
+        return stepFormat[i].stage();
     }
 
     /**
@@ -219,7 +217,7 @@ public final class WalkResult {
      * @return the level name of step {@code i}
      */
     public String stepLevel(int i) {
-        return stepLevel[i];
+        return stepFormat[i].levelName(stepDepth[i]);
     }
 
     /**
@@ -232,8 +230,8 @@ public final class WalkResult {
         for (int i = 0; i < steps; i++) {
             WalkStepDTO s = new WalkStepDTO();
             s.depth = stepNest[i];
-            s.stage = stepStage[i].name();
-            s.level = stepLevel[i];
+            s.stage = stepStage(i).name();
+            s.level = stepLevel(i);
             s.address = stepAddress[i];
             s.entry = stepEntry[i];
             s.meaning = stepFormat[i].describe(stepEntry[i], stepDepth[i]);

@@ -22,31 +22,11 @@ import org.iommulab.vtd.internal.VtdBackend;
  * this module's test jar) runs against.
  */
 public final class VfioStack {
-    public final HostMemoryComponent memory = new HostMemoryComponent(new HostMemoryComponent.Config() {
-        @Override
-        public Class<? extends Annotation> annotationType() {
-            return HostMemoryComponent.Config.class;
-        }
-
-        @Override
-        public int addressBits() {
-            return 52;
-        }
-
-        @Override
-        public long poolBase() {
-            return 1L << 40;
-        }
-
-        @Override
-        public long poolFrames() {
-            return 1L << 20;
-        }
-    });
+    public final HostMemoryComponent memory;
     public final PasidSpaceImpl pasids = new PasidSpaceImpl();
     public final DeviceBusImpl bus = new DeviceBusImpl();
-    public final IommuRegistryImpl registry = new IommuRegistryImpl(memory);
-    public final ProcessTableImpl processes = new ProcessTableImpl(memory);
+    public final IommuRegistryImpl registry;
+    public final ProcessTableImpl processes;
     public final VtdBackend vtd = new VtdBackend();
     public final VfioService vfio;
 
@@ -55,6 +35,34 @@ public final class VfioStack {
     }
 
     public VfioStack(int dmaEntryLimit, int pasidQuota) {
+        this(dmaEntryLimit, pasidQuota, 1L << 20);
+    }
+
+    /** @param poolFrames host memory, in 4 KiB frames */
+    public VfioStack(int dmaEntryLimit, int pasidQuota, long poolFrames) {
+        memory = new HostMemoryComponent(new HostMemoryComponent.Config() {
+            @Override
+            public Class<? extends Annotation> annotationType() {
+                return HostMemoryComponent.Config.class;
+            }
+
+            @Override
+            public int addressBits() {
+                return 52;
+            }
+
+            @Override
+            public long poolBase() {
+                return 1L << 40;
+            }
+
+            @Override
+            public long poolFrames() {
+                return poolFrames;
+            }
+        });
+        registry = new IommuRegistryImpl(memory);
+        processes = new ProcessTableImpl(memory);
         registry.addBackend(vtd, Map.of());
         registry.addBackend(new SmmuBackend(), Map.of());
         pasids.addListener(vtd);

@@ -1,12 +1,11 @@
 package org.iommulab.platform.internal.memory;
 
 import java.util.ArrayDeque;
-import java.util.HashMap;
-import java.util.Map;
 
 import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.memory.FrameAllocator;
+import org.iommulab.platform.internal.util.LongIntMap;
 
 /**
  * Hands out naturally aligned blocks of page frames from a reserved region of a
@@ -26,7 +25,8 @@ public final class FramePool implements FrameAllocator {
     private final long maxFrames;
     private final long end;
     private final ArrayDeque<Long>[] freeBlocks;
-    private final Map<Long, Integer> allocated = new HashMap<>();
+    /** Frame count by block address. */
+    private final LongIntMap allocated = new LongIntMap();
     private long next;
     private long allocatedFrames;
 
@@ -88,15 +88,15 @@ public final class FramePool implements FrameAllocator {
 
     @Override
     public synchronized void freeFrames(long address, int frames) throws IommuException {
-        Integer count = allocated.get(address);
-        if (count == null) {
+        int count = allocated.get(address, 0);
+        if (count == 0) {
             throw new IommuException(Errno.ENOENT, String.format("no frames allocated at 0x%x (double free?)", address));
         }
         if (count != frames) {
             throw new IommuException(Errno.EINVAL,
                     String.format("0x%x was allocated as %d frames, not %d", address, count, frames));
         }
-        allocated.remove(address);
+        allocated.remove(address, 0);
         memory.discardPages(address, frames * FRAME_SIZE);
         freeBlocks[order(frames)].addFirst(address);
         allocatedFrames -= frames;

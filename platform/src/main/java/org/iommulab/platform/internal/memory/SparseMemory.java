@@ -115,7 +115,30 @@ public final class SparseMemory implements PhysicalMemory {
     private long[] writablePage(long address) {
         checkRange(address);
         long[] page = pageOrNull(address);
+        if (page == ZERO) {
+            return materialize(address);
+        }
         return page != null ? page : createPage(address, null);
+    }
+
+    /**
+     * The shared zero page freshly allocated frames point at: it reads as zeros and costs no heap
+     * until the first write gives the frame a page of its own (copy on write). Never written.
+     */
+    private static final long[] ZERO = new long[WORDS];
+
+    /** Replaces the shared zero page at {@code address} with a page of its own. */
+    private long[] materialize(long address) {
+        long frame = address >>> PAGE_SHIFT;
+        long[][][] mid = (long[][][]) TOP.getAcquire(top, (int) (frame >>> TOP_SHIFT));
+        long[][] leaf = (long[][]) MID.getAcquire(mid, (int) (frame >>> NODE_BITS) & NODE_MASK);
+        long[] fresh = new long[WORDS];
+        long[] witness = (long[]) LEAF.compareAndExchange(leaf, (int) frame & NODE_MASK, ZERO, fresh);
+        if (witness == ZERO) {
+            return fresh;
+        }
+        // Another thread materialised it first, or the frame was freed meanwhile (a write backs it again).
+        return witness != null ? witness : createPage(address, null);
     }
 
     /**
@@ -161,7 +184,8 @@ public final class SparseMemory implements PhysicalMemory {
     // ---- backing management (frame allocator) ------------------------------------------------
 
     /**
-     * Backs every page of a page-aligned range with fresh zero pages, replacing previous contents.
+     * Backs every page of a page-aligned range with zero pages, replacing previous contents: the
+     * pages share one zero page until written, so an allocated frame costs no heap until used.
      *
      * @param address page-aligned start
      * @param length a multiple of the page size
@@ -169,8 +193,27 @@ public final class SparseMemory implements PhysicalMemory {
     public void installZeroPages(long address, long length) {
         checkRange(address, length);
         for (long a = address; a < address + length; a += PAGE_SIZE) {
-            createPage(a, new long[WORDS]);
+            createPage(a, ZERO);
         }
+    }
+
+    /** @return the number of backed pages that still share the zero page (allocated, never written) */
+    public long zeroPages() {
+        long n = 0;
+        for (long[][][] mid : top) {
+            if (mid == null) {
+                continue;
+            }
+            for (long[][] leaf : mid) {
+                if (leaf == null) {
+                    continue;
+                }
+                for (long[] page : leaf) {
+                    n += page == ZERO ? 1 : 0;
+                }
+            }
+        }
+        return n;
     }
 
     /**
@@ -292,6 +335,12 @@ public final class SparseMemory implements PhysicalMemory {
             throw new MemoryAccessException(Reason.MISALIGNED, address);
         }
         long[] page = readablePage(address);
+        if (page == ZERO) {
+            if (expected != 0) {
+                return false; // the word reads 0
+            }
+            page = writablePage(address);
+        }
         return WORD.compareAndSet(page, ((int) address & PAGE_MASK) >>> 3, expected, value);
     }
 

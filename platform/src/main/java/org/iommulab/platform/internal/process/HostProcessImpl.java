@@ -11,6 +11,7 @@ import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.memory.HostMemory;
 import org.iommulab.api.process.HostProcess;
+import org.iommulab.platform.internal.util.LongIntMap;
 
 /**
  * A host process: anonymous mappings ({@link Vma}) whose pages get a host frame at first touch,
@@ -30,7 +31,8 @@ final class HostProcessImpl implements HostProcess {
     private final HostMemory memory;
     private final TreeMap<Long, Vma> vmas = new TreeMap<>();
     /** Pin counts by frame. */
-    private final Map<Long, int[]> pins = new HashMap<>();
+    /** Pin count by frame. */
+    private final LongIntMap pins = new LongIntMap();
     /** Pinned frames no longer mapped in the process: freed at their last unpin. */
     private final Map<Long, Boolean> orphans = new HashMap<>();
     private long nextMmap = MMAP_BASE;
@@ -121,18 +123,20 @@ final class HostProcessImpl implements HostProcess {
     public synchronized long pin(long vaddr) throws IommuException {
         live();
         long frame = faultIn(vaddr);
-        pins.computeIfAbsent(frame, f -> new int[1])[0]++;
+        pins.put(frame, pins.get(frame, 0) + 1);
         return frame;
     }
 
     @Override
     public synchronized void unpin(long hostPhysical) throws IommuException {
-        int[] count = pins.get(hostPhysical);
-        if (count == null) {
+        int count = pins.get(hostPhysical, 0);
+        if (count == 0) {
             throw new IommuException(Errno.ENOENT, String.format("page 0x%x is not pinned by %s", hostPhysical, name));
         }
-        if (--count[0] == 0) {
-            pins.remove(hostPhysical);
+        if (count > 1) {
+            pins.put(hostPhysical, count - 1);
+        } else {
+            pins.remove(hostPhysical, 0);
             if (orphans.remove(hostPhysical) != null) {
                 freeFrame(hostPhysical);
             }

@@ -47,6 +47,26 @@ class FramePoolTest {
     }
 
     @Test
+    void allocatedFramesShareOneZeroPageUntilWritten() throws IommuException {
+        long a = pool.allocateFrames(4);
+        long b = pool.allocateFrames(1);
+        assertEquals(5, memory.zeroPages(), "no heap page per frame until it is written");
+        assertEquals(0, memory.read64(a + 3 * FRAME + 8));
+        memory.write64(a + FRAME, 0x55);
+        assertEquals(4, memory.zeroPages());
+        assertEquals(0x55, memory.read64(a + FRAME));
+        assertEquals(0, memory.read64(b), "the shared zero page was not written");
+        assertEquals(false, memory.compareAndSet64(b, 1, 2), "a zero word is not 1");
+        assertEquals(true, memory.compareAndSet64(b + 8, 0, 7));
+        assertEquals(7, memory.read64(b + 8));
+        assertEquals(0, memory.read64(a + 2 * FRAME + 8));
+        memory.fill(a + 2 * FRAME, 16, (byte) 1);
+        assertEquals(0x0101_0101_0101_0101L, memory.read64(a + 2 * FRAME));
+        assertEquals(0, memory.read64(a + 3 * FRAME), "other frames untouched");
+        assertEquals(2, memory.zeroPages());
+    }
+
+    @Test
     void reportsItsConfiguration() {
         assertEquals(BASE, pool.poolBase());
         assertEquals(1024, pool.poolFrames());

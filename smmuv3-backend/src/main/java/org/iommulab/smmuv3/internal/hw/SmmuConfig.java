@@ -170,9 +170,11 @@ public final class SmmuConfig {
 
     /** @return the address size an IPS/PS encoding selects, capped at the OAS (6 = 52 bits is capped too) */
     int addressBits(int encoding) {
-        int[] sizes = {32, 36, 40, 42, 44, 48, 52, 52};
-        return Math.min(sizes[encoding & 7], oas);
+        return Math.min(ADDRESS_SIZES[encoding & 7], oas);
     }
+
+    /** IPS/PS encodings 0-7 to bits (§6.3.1 IDR5.OAS); a constant, so the translation path allocates nothing. */
+    private static final int[] ADDRESS_SIZES = {32, 36, 40, 42, 44, 48, 52, 52};
 
     int idr0() {
         int v = 0;
