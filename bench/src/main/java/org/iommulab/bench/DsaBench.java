@@ -34,6 +34,8 @@ public class DsaBench {
     long[] srcPages = new long[PAGES];
     long[] dstPages = new long[PAGES];
     PhysicalMemory host;
+    /** Where the completion record lands, as the guest process's virtual address. */
+    long record;
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
@@ -54,6 +56,7 @@ public class DsaBench {
             srcPages[p] = fixture.vm.residentAddress(fixture.ram + NestedFixture.DATA_GPA + p * 4096L);
             dstPages[p] = fixture.vm.residentAddress(fixture.ram + NestedFixture.DATA_GPA + SIZE + p * 4096L);
         }
+        record = fixture.ram + NestedFixture.DATA_GPA + 2 * SIZE;
         memmove(); // warm the IOTLB
     }
 
@@ -62,10 +65,17 @@ public class DsaBench {
         dsa.close();
     }
 
+    /** One MEMMOVE; a descriptor that does not complete with Success stops the run. */
     @Benchmark
-    public boolean memmove() throws Exception {
+    public int memmove() throws Exception {
+        fixture.vm.write64(record, 0);
         dsa.movdir64b(0, descriptor);
-        return dsa.awaitIdle(60_000);
+        dsa.awaitIdle(60_000);
+        int status = (int) fixture.vm.read64(record) & 0xff;
+        if (status != Dsa.COMP_SUCCESS) {
+            throw new IllegalStateException("MEMMOVE completed with status 0x" + Integer.toHexString(status));
+        }
+        return status;
     }
 
     @Benchmark

@@ -33,7 +33,7 @@ public class MapBench {
     /** A second-stage table limited to one page size. */
     @State(Scope.Thread)
     public static class Table {
-        @Param({"4096", "2097152"})
+        @Param({"4096", "2097152", "1073741824"})
         public long pageSize;
         SparseMemory memory;
         IoPageTable table;

@@ -36,10 +36,10 @@ public final class IoPageTable {
     private final long root;
     private final long pageSizes;
     private final ReentrantLock lock = new ReentrantLock();
-    /** Valid entries per non-root table, by table address. Guarded by {@link #lock}. */
     /**
      * Live entries and frame count of every table but the root, keyed by frame number (address
      * >>> 12): aligned addresses as keys would collide in the low bits HashMap indexes by.
+     * Guarded by {@link #lock}.
      */
     private final Map<Long, int[]> counts = new HashMap<>();
     /**

@@ -30,7 +30,11 @@ final class HostProcessImpl implements HostProcess {
     private final String name;
     private final HostMemory memory;
     private final TreeMap<Long, Vma> vmas = new TreeMap<>();
-    /** Pin counts by frame. */
+    /**
+     * The VMA {@link #vmaOf} found last: pinning or touching a range finds the same one page after
+     * page. Forgotten whenever VMAs are removed or split.
+     */
+    private Vma lastVma;
     /** Pin count by frame. */
     private final LongIntMap pins = new LongIntMap();
     /** Pinned frames no longer mapped in the process: freed at their last unpin. */
@@ -80,6 +84,7 @@ final class HostProcessImpl implements HostProcess {
             touched.add(first.getValue());
         }
         touched.addAll(vmas.subMap(vaddr, false, end, false).values());
+        lastVma = null;
         for (Vma vma : touched) {
             long cutStart = Math.max(vma.start, vaddr);
             long cutEnd = Math.min(vma.end(), end);
@@ -137,7 +142,7 @@ final class HostProcessImpl implements HostProcess {
             pins.put(hostPhysical, count - 1);
         } else {
             pins.remove(hostPhysical, 0);
-            if (orphans.remove(hostPhysical) != null) {
+            if (!orphans.isEmpty() && orphans.remove(hostPhysical) != null) {
                 freeFrame(hostPhysical);
             }
         }
@@ -264,11 +269,16 @@ final class HostProcessImpl implements HostProcess {
     }
 
     private Vma vmaOf(long vaddr) throws IommuException {
+        Vma last = lastVma;
+        if (last != null && last.contains(vaddr)) {
+            return last;
+        }
         Map.Entry<Long, Vma> e = vmas.floorEntry(vaddr);
         if (e == null || !e.getValue().contains(vaddr)) {
             throw new IommuException(Errno.EFAULT, String.format("0x%x is not mapped in %s", vaddr, name));
         }
-        return e.getValue();
+        lastVma = e.getValue();
+        return lastVma;
     }
 
     /** The page fault handler for anonymous memory: a zeroed frame on first touch. */
@@ -321,6 +331,7 @@ final class HostProcessImpl implements HostProcess {
             vma.forEachFrame(0, vma.pages, this::release);
         }
         vmas.clear();
+        lastVma = null;
         exited = true;
     }
 
