@@ -57,7 +57,8 @@ final class Nesting {
         bindings.clear();
         table = null;
         if (lease != null) {
-            for (int pasid : allocated) {
+            // A copy: freeing removes the PASID from the set iterated.
+            for (int pasid : List.copyOf(allocated)) {
                 freeQuietly(pasid);
             }
             allocated.clear();

@@ -54,16 +54,7 @@ class IsolationPropertyTest {
 
     @Test
     void noDeviceEverReachesAPageItsVmDidNotMap() {
-        long first = Long.getLong("iommulab.seed", 0x15_0_1A7EL);
-        int rounds = Integer.getInteger("iommulab.isolation.rounds", 12);
-        for (long seed = first; seed < first + rounds; seed++) {
-            try {
-                round(new Random(seed));
-            } catch (Exception | AssertionError e) {
-                throw new AssertionError("isolation property failed with seed " + seed
-                        + " (rerun: -Diommulab.seed=" + seed + " -Diommulab.isolation.rounds=1)", e);
-            }
-        }
+        SeededRounds.run("isolation property", 0x15_0_1A7EL, this::round);
     }
 
     private void round(Random random) throws Exception {

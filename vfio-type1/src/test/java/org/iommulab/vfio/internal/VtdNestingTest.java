@@ -133,6 +133,18 @@ class VtdNestingTest {
     }
 
     @Test
+    void closingWithSeveralPasidsBoundAndUnboundFreesThemAll() throws Exception {
+        IoPageTable table = guestTable();
+        int bound = c.pasidAlloc(1, 100);
+        c.pasidAlloc(1, 100); // two more, unbound: freeing them one by one while iterating used to throw
+        c.pasidAlloc(1, 100);
+        c.bindGuestPageTable(bind(bound, table.root()));
+        c.close();
+        assertTrue(stack.pasids.set("vm1").isEmpty(), "the last container of the process closed its set");
+        assertFalse(iommu.translate(dev.requesterId(), bound, GVA, Access.READ, t), "the binding is gone");
+    }
+
+    @Test
     void theProcessQuotaBoundsPasidRequests() throws Exception {
         for (int i = 0; i < 4; i++) {
             c.pasidAlloc(1, 1000);
