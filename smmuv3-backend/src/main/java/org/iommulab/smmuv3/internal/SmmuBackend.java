@@ -7,6 +7,7 @@ import org.iommulab.api.memory.FrameAllocator;
 import org.iommulab.api.memory.PhysicalMemory;
 import org.iommulab.api.spi.IommuBackend;
 import org.iommulab.api.spi.IommuInstance;
+import org.iommulab.pgtable.unit.ModeledInstance;
 import org.iommulab.smmuv3.internal.driver.SmmuDriver;
 import org.iommulab.smmuv3.internal.hw.SmmuConfig;
 import org.iommulab.smmuv3.internal.hw.SmmuHardware;
@@ -40,6 +41,7 @@ public final class SmmuBackend implements IommuBackend {
     public IommuInstance create(String name, Map<String, String> configuration, PhysicalMemory memory,
             FrameAllocator frames) throws IommuException {
         SmmuHardware hw = new SmmuHardware(memory, SmmuConfig.of(configuration));
-        return new SmmuInstance(name, hw, new SmmuDriver(name, hw, memory, frames), memory);
+        SmmuDriver driver = new SmmuDriver(name, hw, memory, frames);
+        return new ModeledInstance(name, VENDOR, hw, driver, memory, driver::close);
     }
 }

@@ -8,6 +8,7 @@ import org.iommulab.api.memory.PhysicalMemory;
 import org.iommulab.api.pasid.PasidListener;
 import org.iommulab.api.spi.IommuBackend;
 import org.iommulab.api.spi.IommuInstance;
+import org.iommulab.pgtable.unit.ModeledInstance;
 import org.iommulab.vtd.internal.driver.VtdDriver;
 import org.iommulab.vtd.internal.hw.VtdConfig;
 import org.iommulab.vtd.internal.hw.VtdHardware;
@@ -46,7 +47,10 @@ public final class VtdBackend implements IommuBackend, PasidListener {
         VtdHardware hw = new VtdHardware(memory, VtdConfig.of(configuration));
         VtdDriver driver = new VtdDriver(name, hw, memory, frames);
         drivers.add(driver);
-        return new VtdInstance(name, hw, driver, memory, () -> drivers.remove(driver));
+        return new ModeledInstance(name, VENDOR, hw, driver, memory, () -> {
+            driver.close();
+            drivers.remove(driver);
+        });
     }
 
     @Override

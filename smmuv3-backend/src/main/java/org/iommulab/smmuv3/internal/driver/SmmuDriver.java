@@ -8,7 +8,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.LongFunction;
 import java.util.function.LongSupplier;
@@ -39,6 +38,7 @@ import org.iommulab.pgtable.FlushOps;
 import org.iommulab.pgtable.IoPageTable;
 import org.iommulab.pgtable.format.ArmGranule;
 import org.iommulab.pgtable.format.ArmStage2;
+import org.iommulab.pgtable.unit.PendingPageRequests;
 import org.iommulab.smmuv3.internal.hw.SmmuHardware;
 
 /**
@@ -187,7 +187,7 @@ public final class SmmuDriver implements IommuDriver {
     private final Drainer events = new Drainer(this::drainEvents);
     private final Drainer pageRequests = new Drainer(this::drainPageRequests);
     /** Page request groups handed to listeners and not yet answered. */
-    private final Set<Long> pendingGroups = ConcurrentHashMap.newKeySet();
+    private final PendingPageRequests pendingGroups = new PendingPageRequests();
     private volatile boolean live;
     private volatile boolean closed;
     private long strtab;
@@ -387,10 +387,10 @@ public final class SmmuDriver implements IommuDriver {
             for (PageRequest r : consume(PRIQ_PROD, PRIQ_CONS, () -> priq, Math.max(priqLog2, 0), 16,
                     e -> decodePageRequest(memory.read64(e), memory.read64(e + 8)))) {
                 if (r.lastInGroup()) {
-                    pendingGroups.add(groupKey(r.requesterId(), r.pasid(), r.groupIndex()));
+                    pendingGroups.add(r.requesterId(), r.pasid(), r.groupIndex());
                 }
             }
-            denyPending(-1);
+            pendingGroups.denyAll(-1, this::respond);
         }
         closed = true;
         boolean wasLive;
@@ -555,7 +555,7 @@ public final class SmmuDriver implements IommuDriver {
         streams.remove(requesterId);
         pasidTables.remove(requesterId);
         d.nestedSids.remove(requesterId);
-        denyPending(requesterId);
+        pendingGroups.denyAll(requesterId, this::respond);
     }
 
     @Override
@@ -831,32 +831,7 @@ public final class SmmuDriver implements IommuDriver {
      */
     @Override
     public void pageResponse(int requesterId, int pasid, int groupIndex, PageResponse response) throws IommuException {
-        long key = groupKey(requesterId, pasid, groupIndex);
-        if (!pendingGroups.remove(key)) { // claimed atomically: a group is answered once
-            throw new IommuException(Errno.ENOENT, String.format("no page request group %d pending for stream 0x%x SSID %d",
-                    groupIndex, requesterId, pasid));
-        }
-        try {
-            respond(requesterId, pasid, groupIndex, response);
-        } catch (IommuException e) {
-            pendingGroups.add(key);
-            throw e;
-        }
-    }
-
-    /** Denies every group still pending for a stream (detach, close): its device must not wait forever. */
-    private void denyPending(int sid) {
-        for (long key : pendingGroups) {
-            if (sid < 0 || (int) (key >>> 30) == sid) {
-                if (pendingGroups.remove(key)) {
-                    try {
-                        respond((int) (key >>> 30), (int) ((key >>> 9) & 0x1f_ffff) - 1, (int) key & 0x1ff, PageResponse.INVALID);
-                    } catch (IommuException e) {
-                        // the unit is gone or refuses commands: nothing more can be answered
-                    }
-                }
-            }
-        }
+        pendingGroups.answer(requesterId, pasid, groupIndex, response, this::respond);
     }
 
     /** CMD_PRI_RESP (§4.7.1): SSV 11, SSID 31:12, StreamID 63:32; PRGIndex 8:0, Resp 13:12. */
@@ -871,11 +846,6 @@ public final class SmmuDriver implements IommuDriver {
             d0 |= 1L << 11 | (long) (ssid & 0xfffff) << 12;
         }
         submit(new long[] {d0, (group & 0x1ff) | (long) resp << 12});
-    }
-
-    /** StreamID 61:30, SSID + 1 29:9, PRG index 8:0. */
-    private static long groupKey(int sid, int ssid, int group) {
-        return ((sid & 0xffff_ffffL) << 30) | ((long) (ssid + 1) << 9) | (group & 0x1ff);
     }
 
     @Override
@@ -1275,7 +1245,7 @@ public final class SmmuDriver implements IommuDriver {
                 continue;
             }
             if (r.lastInGroup()) {
-                pendingGroups.add(groupKey(r.requesterId(), r.pasid(), r.groupIndex()));
+                pendingGroups.add(r.requesterId(), r.pasid(), r.groupIndex());
             }
             for (Object o : targets) {
                 FaultListener l = (FaultListener) o;

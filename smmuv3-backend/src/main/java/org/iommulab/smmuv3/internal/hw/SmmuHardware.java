@@ -27,6 +27,8 @@ import org.iommulab.api.translation.Access;
 import org.iommulab.api.translation.FaultKind;
 import org.iommulab.api.translation.Stage;
 import org.iommulab.api.translation.Translation;
+import org.iommulab.pgtable.unit.Registers;
+import org.iommulab.pgtable.unit.UnitModel;
 
 /**
  * An Arm SMMUv3 (Arm IHI 0070), programmed only through its registers and the structures it reads
@@ -51,7 +53,7 @@ import org.iommulab.api.translation.Translation;
  * <p>Thread safe: register accesses, queue processing and event recording are serialized by one
  * lock; translations run concurrently without it.
  */
-public final class SmmuHardware {
+public final class SmmuHardware implements UnitModel {
     /** Size of the register space: two 64 KiB pages. */
     public static final int SIZE = 0x20000;
     static final int IDR0 = 0x00;
@@ -174,6 +176,16 @@ public final class SmmuHardware {
     }
 
     /** @return the configuration */
+    @Override
+    public long mmioSize() {
+        return SIZE;
+    }
+
+    @Override
+    public Map<String, String> configuration() {
+        return config.values();
+    }
+
     public SmmuConfig config() {
         return config;
     }
@@ -451,11 +463,7 @@ public final class SmmuHardware {
         check(offset, size);
         lock.lock();
         try {
-            long q = read64((int) offset & ~7);
-            if (size == 8) {
-                return q;
-            }
-            return (offset & 4) == 0 ? q & 0xffff_ffffL : q >>> 32;
+            return Registers.readLane(read64((int) offset & ~7), offset, size);
         } finally {
             lock.unlock();
         }
@@ -471,13 +479,13 @@ public final class SmmuHardware {
      */
     public void write(long offset, long value, int size) throws IommuException {
         check(offset, size);
-        long mask = size == 8 ? -1L : (offset & 4) == 0 ? 0xffff_ffffL : 0xffff_ffff_0000_0000L;
-        long v = size == 8 || (offset & 4) == 0 ? value : value << 32;
+        long mask = Registers.laneMask(offset, size);
+        long v = Registers.laneValue(offset, value, size);
         boolean interrupt;
         lock.lock();
         try {
             long before = globalErrors;
-            write64((int) offset & ~7, v & mask, mask);
+            write64((int) offset & ~7, v, mask);
             interrupt = globalErrors != before && (irqCtrl & IRQ_GERROR) != 0;
         } finally {
             lock.unlock();
@@ -488,39 +496,29 @@ public final class SmmuHardware {
     }
 
     private static void check(long offset, int size) throws IommuException {
-        if (size != 4 && size != 8) {
-            throw new IommuException(Errno.EINVAL, "SMMUv3 registers are accessed with 4 or 8 bytes, not " + size);
-        }
-        if (offset < 0 || offset > SIZE - size || (offset & (size - 1)) != 0) {
-            throw new IommuException(Errno.EINVAL, String.format("register offset 0x%x is not %d-byte aligned inside 0x%x",
-                    offset, size, SIZE));
-        }
-    }
-
-    private static long pair(int lo, int hi) {
-        return (lo & 0xffff_ffffL) | ((long) hi << 32);
+        Registers.checkAccess("SMMUv3", offset, size, SIZE);
     }
 
     private long read64(int off) {
         switch (off) {
             case IDR0:
-                return pair(idr0, idr1);
+                return Registers.pair(idr0, idr1);
             case 0x08:
-                return pair(0, idr3);
+                return Registers.pair(0, idr3);
             case 0x10:
-                return pair(0, idr5);
+                return Registers.pair(0, idr5);
             case IIDR:
-                return pair(0, 2); // AIDR: SMMUv3.2 (range invalidation)
+                return Registers.pair(0, 2); // AIDR: SMMUv3.2 (range invalidation)
             case CR0:
-                return pair(cr0, cr0);
+                return Registers.pair(cr0, cr0);
             case CR1:
-                return pair(cr1, cr2);
+                return Registers.pair(cr1, cr2);
             case STATUSR:
-                return pair(0, gbpa);
+                return Registers.pair(0, gbpa);
             case IRQ_CTRL:
-                return pair(irqCtrl, irqCtrl);
+                return Registers.pair(irqCtrl, irqCtrl);
             case GERROR:
-                return pair(gerror, gerrorn);
+                return Registers.pair(gerror, gerrorn);
             case STRTAB_BASE:
                 return strtabBase;
             case STRTAB_BASE_CFG:
@@ -528,15 +526,15 @@ public final class SmmuHardware {
             case CMDQ_BASE:
                 return cmdqBase;
             case CMDQ_PROD:
-                return pair(cmdqProd, cmdqCons);
+                return Registers.pair(cmdqProd, cmdqCons);
             case EVENTQ_BASE:
                 return eventqBase;
             case EVENTQ_PROD:
-                return pair(eventqProd, eventqCons);
+                return Registers.pair(eventqProd, eventqCons);
             case PRIQ_BASE:
                 return priqBase;
             case PRIQ_PROD:
-                return pair(priqProd, priqCons);
+                return Registers.pair(priqProd, priqCons);
             default:
                 return 0;
         }

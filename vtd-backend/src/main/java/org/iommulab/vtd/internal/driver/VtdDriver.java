@@ -33,6 +33,7 @@ import org.iommulab.api.translation.Stage;
 import org.iommulab.pgtable.FlushOps;
 import org.iommulab.pgtable.IoPageTable;
 import org.iommulab.pgtable.format.VtdSecondStage;
+import org.iommulab.pgtable.unit.PendingPageRequests;
 import org.iommulab.vtd.internal.hw.VtdHardware;
 
 /**
@@ -69,7 +70,7 @@ public final class VtdDriver implements IommuDriver {
     private long rootTable;
     private long pageRequestQueue;
     /** Page request groups delivered to listeners and not answered yet, by (sid, pasid, group). */
-    private final java.util.Set<Long> pendingGroups = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final PendingPageRequests pendingGroups = new PendingPageRequests();
     /** Set while one thread drains the page request queue; others only flag {@link #prqMoreWork}. */
     private final java.util.concurrent.atomic.AtomicBoolean prqDraining = new java.util.concurrent.atomic.AtomicBoolean();
     private final java.util.concurrent.atomic.AtomicBoolean prqMoreWork = new java.util.concurrent.atomic.AtomicBoolean();
@@ -661,17 +662,7 @@ public final class VtdDriver implements IommuDriver {
 
     @Override
     public void pageResponse(int requesterId, int pasid, int groupIndex, PageResponse response) throws IommuException {
-        long key = groupKey(requesterId, pasid, groupIndex);
-        if (!pendingGroups.remove(key)) { // claimed atomically: a group is answered once
-            throw new IommuException(Errno.ENOENT, String.format("no page request group %d pending for %04x PASID %d",
-                    groupIndex, requesterId, pasid));
-        }
-        try {
-            respond(requesterId, pasid, groupIndex, response);
-        } catch (IommuException e) {
-            pendingGroups.add(key);
-            throw e;
-        }
+        pendingGroups.answer(requesterId, pasid, groupIndex, response, this::respond);
     }
 
     /** Page group response descriptor (type 9): PASID present, response code, RID, PASID; LPIG and group index. */
@@ -685,10 +676,6 @@ public final class VtdDriver implements IommuDriver {
             init();
             queue.submitSync(q0, q1);
         }
-    }
-
-    private static long groupKey(int sid, int pasid, int group) {
-        return ((long) (sid & 0xffff) << 32) | ((long) (pasid + 1) << 9) | (group & 0x1ff);
     }
 
     /**
@@ -744,7 +731,7 @@ public final class VtdDriver implements IommuDriver {
             respond(sid, pasid, group, PageResponse.INVALID);
             return;
         }
-        pendingGroups.add(groupKey(sid, pasid, group));
+        pendingGroups.add(sid, pasid, group);
         for (FaultListener l : listeners) {
             try {
                 l.pageRequest(request);
@@ -774,13 +761,7 @@ public final class VtdDriver implements IommuDriver {
             return;
         }
         // IommuInstance.close: groups still waiting are answered INVALID while the queue runs.
-        for (long key : pendingGroups) {
-            try {
-                respond((int) (key >>> 32), (int) ((key >>> 9) & 0x7f_ffff) - 1, (int) key & 0x1ff, PageResponse.INVALID);
-            } catch (IommuException e) {
-                // the queue is stuck: nothing more can be answered
-            }
-        }
+        pendingGroups.denyAll(-1, this::respond);
         closed = true;
         if (queue != null) {
             try {

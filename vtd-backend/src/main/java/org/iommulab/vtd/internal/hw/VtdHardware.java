@@ -23,6 +23,8 @@ import org.iommulab.api.memory.MemoryAccessException;
 import org.iommulab.api.memory.PhysicalMemory;
 import org.iommulab.api.translation.Access;
 import org.iommulab.api.translation.Translation;
+import org.iommulab.pgtable.unit.Registers;
+import org.iommulab.pgtable.unit.UnitModel;
 
 /**
  * An Intel VT-d remapping unit in scalable mode, programmed only through its registers and the
@@ -38,7 +40,7 @@ import org.iommulab.api.translation.Translation;
  * <p>Thread safe: register accesses and queue processing are serialized by one lock; translations
  * run concurrently without it.
  */
-public final class VtdHardware {
+public final class VtdHardware implements UnitModel {
     /** Offset of the IOTLB registers (IVA, IOTLB), advertised in ECAP.IRO. */
     static final int IOTLB_REGS = 0xf0;
     private static final int VERSION = 0x30; // architecture 3.0: scalable mode
@@ -102,6 +104,17 @@ public final class VtdHardware {
     }
 
     /** @return the configuration */
+    /** The register window: one 4 KiB page (§10.4). */
+    @Override
+    public long mmioSize() {
+        return 0x1000;
+    }
+
+    @Override
+    public Map<String, String> configuration() {
+        return config.values();
+    }
+
     public VtdConfig config() {
         return config;
     }
@@ -194,11 +207,7 @@ public final class VtdHardware {
         check(offset, size);
         lock.lock();
         try {
-            long q = read64((int) offset & ~7);
-            if (size == 8) {
-                return q;
-            }
-            return (offset & 4) == 0 ? q & 0xffff_ffffL : q >>> 32;
+            return Registers.readLane(read64((int) offset & ~7), offset, size);
         } finally {
             lock.unlock();
         }
@@ -214,28 +223,18 @@ public final class VtdHardware {
      */
     public void write(long offset, long value, int size) throws IommuException {
         check(offset, size);
-        long mask = size == 8 ? -1L : (offset & 4) == 0 ? 0xffff_ffffL : 0xffff_ffff_0000_0000L;
-        long v = size == 8 || (offset & 4) == 0 ? value : value << 32;
+        long mask = Registers.laneMask(offset, size);
+        long v = Registers.laneValue(offset, value, size);
         lock.lock();
         try {
-            write64((int) offset & ~7, v & mask, mask);
+            write64((int) offset & ~7, v, mask);
         } finally {
             lock.unlock();
         }
     }
 
     private static void check(long offset, int size) throws IommuException {
-        if (size != 4 && size != 8) {
-            throw new IommuException(Errno.EINVAL, "VT-d registers are accessed with 4 or 8 bytes, not " + size);
-        }
-        if (offset < 0 || offset > VtdReg.SIZE - size || (offset & (size - 1)) != 0) {
-            throw new IommuException(Errno.EINVAL, String.format("register offset 0x%x is not %d-byte aligned inside 0x%x",
-                    offset, size, VtdReg.SIZE));
-        }
-    }
-
-    private static long pair(int lo, int hi) {
-        return (lo & 0xffff_ffffL) | ((long) hi << 32);
+        Registers.checkAccess("VT-d", offset, size, VtdReg.SIZE);
     }
 
     private int gsts() {
@@ -255,15 +254,15 @@ public final class VtdHardware {
             case VtdReg.ECAP:
                 return ecap;
             case VtdReg.GCMD:
-                return pair(0, gsts()); // GCMD reads as 0; GSTS is its upper half
+                return Registers.pair(0, gsts()); // GCMD reads as 0; GSTS is its upper half
             case VtdReg.RTADDR:
                 return rtaddr;
             case VtdReg.CCMD:
                 return ccmd;
             case 0x30:
-                return pair(0, faults.status() | fstsSticky);
+                return Registers.pair(0, faults.status() | fstsSticky);
             case VtdReg.FECTL:
-                return pair(faults.fectl(), fedata);
+                return Registers.pair(faults.fectl(), fedata);
             case VtdReg.FEADDR:
                 return feaddr;
             case VtdReg.IQH:
@@ -273,9 +272,9 @@ public final class VtdHardware {
             case VtdReg.IQA:
                 return iqa;
             case 0x98:
-                return pair(0, ics);
+                return Registers.pair(0, ics);
             case VtdReg.IECTL:
-                return pair(iectl, iedata);
+                return Registers.pair(iectl, iedata);
             case VtdReg.IEADDR:
                 return ieaddr;
             case VtdReg.IQERCD:
