@@ -11,7 +11,11 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 
+import org.iommulab.api.spi.InstanceListener;
+import org.iommulab.api.spi.IommuInstance;
 import org.ops4j.pax.exam.Option;
+import org.osgi.framework.Bundle;
+import org.osgi.framework.BundleContext;
 
 /**
  * The container every integration test runs in: the reactor's bundles and the runtime, provisioned
@@ -68,5 +72,40 @@ public final class Container {
             Thread.sleep(10);
         }
         return true;
+    }
+
+    /**
+     * @param context the test's bundle context
+     * @param bsn a bundle symbolic name
+     * @return the installed bundle
+     */
+    public static Bundle installed(BundleContext context, String bsn) {
+        for (Bundle b : context.getBundles()) {
+            if (bsn.equals(b.getSymbolicName())) {
+                return b;
+            }
+        }
+        throw new AssertionError("no bundle " + bsn);
+    }
+
+    /**
+     * Registers an {@link InstanceListener} that records the names of departing instances.
+     *
+     * @param context the test's bundle context
+     * @return the names, in order, as the registry reports them
+     */
+    public static List<String> instanceRemovals(BundleContext context) {
+        List<String> removed = new java.util.concurrent.CopyOnWriteArrayList<>();
+        context.registerService(InstanceListener.class, new InstanceListener() {
+            @Override
+            public void instanceAdded(IommuInstance instance) {
+            }
+
+            @Override
+            public void instanceRemoved(IommuInstance instance) {
+                removed.add(instance.name());
+            }
+        }, null);
+        return removed;
     }
 }

@@ -136,17 +136,7 @@ public class HotSwapIT {
     public void vtdBackendBundleStopsAndStartsUnderItsConsumers() throws Exception {
         IommuRegistry registry = context.getService(context.getServiceReference(IommuRegistry.class));
         long registryId = configurationId("org.iommulab.platform.internal.registry.IommuRegistryImpl");
-        List<String> removed = new CopyOnWriteArrayList<>();
-        context.registerService(InstanceListener.class, new InstanceListener() {
-            @Override
-            public void instanceAdded(IommuInstance instance) {
-            }
-
-            @Override
-            public void instanceRemoved(IommuInstance instance) {
-                removed.add(instance.name());
-            }
-        }, null);
+        List<String> removed = Container.instanceRemovals(context);
         Shell shell = new Shell(processor);
         assertEquals("vtd0", shell.run("iommu:create vtd vtd0").trim());
         IommuInstance held = registry.instance("vtd0").orElseThrow();
@@ -195,12 +185,7 @@ public class HotSwapIT {
     }
 
     private Bundle bundle(String bsn) {
-        for (Bundle b : context.getBundles()) {
-            if (bsn.equals(b.getSymbolicName())) {
-                return b;
-            }
-        }
-        throw new AssertionError("no bundle " + bsn);
+        return Container.installed(context, bsn);
     }
 
     private Object service(String className) throws Exception {

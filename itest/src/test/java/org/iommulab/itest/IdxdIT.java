@@ -131,11 +131,6 @@ public class IdxdIT {
     }
 
     private Bundle bundle(String bsn) {
-        for (Bundle b : context.getBundles()) {
-            if (bsn.equals(b.getSymbolicName())) {
-                return b;
-            }
-        }
-        throw new AssertionError("no bundle " + bsn);
+        return Container.installed(context, bsn);
     }
 }

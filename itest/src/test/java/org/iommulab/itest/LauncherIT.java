@@ -60,6 +60,20 @@ class LauncherIT {
         assertEquals("0x1122334455667788", r.out().trim());
     }
 
+    /** iommu:update in the distribution: the mapping and the walk survive the new bundle revision. */
+    @Test
+    void liveUpdateFromTheShell(@TempDir Path dir) throws Exception {
+        Run r = run(dir, "", "-c", "iommu:create vtd v0; device:add d v0 8; vfio:create p; vfio:attach 1 1; "
+                + "vfio:map 1 0x100000 0x1000; iommu:update vtd; dma:translate v0 8 0x100000");
+        assertEquals(0, r.status(), r.err());
+        assertTrue(r.out().contains("carried v0"), r.out());
+        String[] lines = r.out().trim().split("\\R");
+        assertTrue(lines[lines.length - 1].matches("0x[0-9a-f]+"), "the mapping translates after the update: " + r.out());
+        Run refused = run(dir, "", "-c", "iommu:update nosuch");
+        assertEquals(1, refused.status());
+        assertTrue(refused.err().contains("ENODEV"), refused.err());
+    }
+
     @Test
     void failingCommandsExitNonZeroWithAMessage(@TempDir Path dir) throws Exception {
         Run unbacked = run(dir, "", "-c", "mem:read 0x5000");

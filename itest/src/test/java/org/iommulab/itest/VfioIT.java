@@ -165,11 +165,6 @@ public class VfioIT {
     }
 
     private Bundle bundle(String bsn) {
-        for (Bundle b : context.getBundles()) {
-            if (bsn.equals(b.getSymbolicName())) {
-                return b;
-            }
-        }
-        throw new AssertionError("no bundle " + bsn);
+        return Container.installed(context, bsn);
     }
 }

@@ -111,6 +111,61 @@ public final class IoPageTable {
         return new IoPageTable(format, memory, frames, flush, root, rootFrames, pageSizes);
     }
 
+    /**
+     * Takes over a table another {@code IoPageTable} built and left in memory (a driver restored
+     * from a hand-over, as Linux's live update preserves I/O page tables across kexec): nothing is
+     * written; the tables under {@code root} are walked to learn their frames and entry counts.
+     * The frames are this object's from now on.
+     *
+     * @param format the format the table was built in
+     * @param memory where the tables live
+     * @param frames where the frames came from and new ones come from
+     * @param flush told of stale ranges
+     * @param pageSizes the page sizes {@link #map} may use, as given to {@link #create}
+     * @param root the root table's address
+     * @return the table
+     * @throws IommuException {@code EINVAL} for a bad bitmap or a root that is not frame aligned,
+     *     {@code EFAULT} if a table cannot be read
+     */
+    public static IoPageTable adopt(PageTableFormat format, PhysicalMemory memory, FrameAllocator frames,
+            FlushOps flush, long pageSizes, long root) throws IommuException {
+        if ((pageSizes & (1L << format.granuleShift())) == 0 || (pageSizes & ~format.pageSizes()) != 0
+                || (root & (FrameAllocator.FRAME_SIZE - 1)) != 0) {
+            throw new IommuException(Errno.EINVAL, String.format("cannot adopt a table at 0x%x with page sizes 0x%x", root,
+                    pageSizes));
+        }
+        IoPageTable t = new IoPageTable(format, memory, frames, flush, root, framesFor(format.tableBytes(0)), pageSizes);
+        try {
+            t.learn(root, 0);
+        } catch (MemoryAccessException e) {
+            throw new IommuException(Errno.EFAULT, "table at 0x" + Long.toHexString(root) + " cannot be read: " + e.getMessage());
+        }
+        return t;
+    }
+
+    /** Counts the live entries of {@code table} and of every table below it (what map kept). */
+    private int learn(long table, int depth) {
+        int live = 0;
+        int entries = 1 << format.indexBits(depth);
+        for (int i = 0; i < entries; i++) {
+            long entry = memory.read64(table + ((long) i << 3));
+            EntryType type = format.classify(entry, depth);
+            if (type == EntryType.INVALID) {
+                continue;
+            }
+            live++;
+            if (type == EntryType.TABLE && depth + 1 < format.levels()) {
+                long child = format.tableAddress(entry, depth);
+                int n = framesFor(format.tableBytes(depth + 1));
+                int[] c = {0, n};
+                counts.put(child >>> 12, c);
+                tableFrames += n;
+                c[0] = learn(child, depth + 1);
+            }
+        }
+        return live;
+    }
+
     /** @return the bitmap of page sizes {@link #map} uses (bit n: 2^n bytes) */
     public long pageSizes() {
         return pageSizes;
@@ -135,6 +190,27 @@ public final class IoPageTable {
         lock.lock();
         try {
             return tableFrames;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * @return every table frame this table holds, root first, as (address, frame count) pairs: what
+     *     a driver handing the table over lists so that it can be freed if nobody takes it over
+     */
+    public long[] ownedFrames() {
+        lock.lock();
+        try {
+            long[] out = new long[2 + 2 * counts.size()];
+            out[0] = root;
+            out[1] = framesFor(format.tableBytes(0));
+            int i = 2;
+            for (Map.Entry<Long, int[]> e : counts.entrySet()) {
+                out[i++] = e.getKey() << 12;
+                out[i++] = e.getValue()[1];
+            }
+            return out;
         } finally {
             lock.unlock();
         }

@@ -7,7 +7,7 @@
  * iova-to-phys, with flush callbacks).
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.iommulab.pgtable;
 
 import org.osgi.annotation.bundle.Export;

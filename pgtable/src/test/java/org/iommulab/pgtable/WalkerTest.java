@@ -828,6 +828,26 @@ class WalkerTest {
         assertFault(WalkFault.EXEC, FaultKind.PERMISSION, 3, "L3");
     }
 
+    /**
+     * Regression (found by {@link ReferenceWalkPropertyTest}): the implicit privileged execute-never
+     * applies to memory writable at EL0 after the hierarchical permissions (Arm ARM D8.4.1,
+     * AArch64.S1DirectBasePermissions: APTable is applied to (ur, uw) before px = NOT(pxn OR
+     * pxn_table OR uw)). Under APTable[0] (no EL0 access) or APTable[1] (read only) an AP[2:1] = 0b01
+     * page is not writable at EL0, so privileged fetches are allowed.
+     */
+    @Test
+    void armStage1ApTableLiftsTheImplicitPrivilegedExecuteNever() throws Exception {
+        ArmStage1 f = s1(16, 48, false, false, false);
+        long[] slots = chain(f, IOVA, ARM_TABLE, armPage(EL0_RW));
+        for (long apTable : new long[] {AP_TABLE_NO_EL0, AP_TABLE_RDONLY}) {
+            mem.write64(slots[1], TBL[2] | ARM_TABLE | apTable);
+            assertTrue(walk(f, IOVA, R | X | PRIV), String.format("APTable 0x%x: privileged fetch: %s", apTable, r));
+            assertTrue((r.permissions() & Perm.PRIV_EXEC) != 0, r.toString());
+        }
+        mem.write64(slots[1], TBL[2] | ARM_TABLE);
+        assertFalse(walk(f, IOVA, R | X | PRIV), "no APTable: EL0-writable, so privileged execute never: " + r);
+    }
+
     /** DBM (bit 51) is an attribute of a leaf, not an output address bit. */
     @Test
     void armStage1DirtyBitModifierIsNotAnAddressBit() throws Exception {
@@ -876,13 +896,28 @@ class WalkerTest {
         assertFalse(walk(oa40, IOVA, R));
         assertFault(WalkFault.OUTPUT_RANGE, FaultKind.ADDRESS_SIZE, 2, "L2");
 
-        // Bits 51:48 of a table descriptor are RES0 with a 48-bit output size: address size fault.
-        ArmStage1 oa48 = s1(16, 48, false, false, false);
-        mem.write64(slots[2], TBL[3] | ARM_TABLE);
-        mem.write64(slots[3], armPage(EL0_RW));
-        mem.write64(slots[0], TBL[1] | (1L << 48) | ARM_TABLE);
-        assertFalse(walk(oa48, IOVA, R));
-        assertFault(WalkFault.OUTPUT_RANGE, FaultKind.ADDRESS_SIZE, 0, "L0");
+        // Bits 51:48 of a table descriptor are not address bits with a 48-bit output size: see
+        // armStage1TableDescriptorBits51To48AreNotAddressBits.
+    }
+
+    /**
+     * Regression (found by {@link ReferenceWalkPropertyTest}): without 52-bit addressing a table
+     * descriptor holds the next-level table address in bits 47:granule only; bits 50:48 are RES0 and
+     * bits 58:51 IGNORED (Arm ARM D8.3.1; AArch64.NextTableBase takes descriptor&lt;47:granule&gt;). They
+     * neither move the next table nor raise an Address size fault.
+     */
+    @Test
+    void armStage1TableDescriptorBits51To48AreNotAddressBits() throws Exception {
+        for (int oa : new int[] {40, 48}) {
+            ArmStage1 f = s1(16, oa, false, false, false);
+            long[] slots = chain(f, IOVA, ARM_TABLE, armPage(EL0_RW));
+            for (int bit = 48; bit <= 51; bit++) {
+                mem.write64(slots[0], TBL[1] | (1L << bit) | ARM_TABLE);
+                assertTrue(walk(f, IOVA, R), "oa " + oa + ", bit " + bit + ": " + r);
+                assertOk(PAGE | (IOVA & 0xfff), 12);
+                assertEquals(slots[1], r.stepAddress(1), "the next table is still TBL[1]");
+            }
+        }
     }
 
     @Test

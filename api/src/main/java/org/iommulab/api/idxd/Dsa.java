@@ -90,6 +90,7 @@ public final class Dsa {
             case COMP_PAGE_FAULT_IR -> "PAGE_FAULT_IR";
             case COMP_BATCH_FAIL -> "BATCH_FAIL";
             case COMP_BATCH_PAGE_FAULT -> "BATCH_PAGE_FAULT";
+            case COMP_DR_OFFSET_NOINC -> "DR_OFFSET_NOINC";
             case COMP_DR_OFFSET_ERANGE -> "DR_OFFSET_ERANGE";
             case COMP_BAD_OPCODE -> "BAD_OPCODE";
             case COMP_INVALID_FLAGS -> "INVALID_FLAGS";
@@ -100,6 +101,7 @@ public final class Dsa {
             case COMP_OVERLAP_BUFFERS -> "OVERLAP_BUFFERS";
             case COMP_DCAST_ERR -> "DCAST_ERR";
             case COMP_DESCLIST_ALIGN -> "DESCLIST_ALIGN";
+            case COMP_INT_HANDLE_INVAL -> "INT_HANDLE_INVAL";
             case COMP_CRA_XLAT -> "CRA_XLAT";
             case COMP_CRA_ALIGN -> "CRA_ALIGN";
             case COMP_ADDR_ALIGN -> "ADDR_ALIGN";

@@ -41,4 +41,19 @@ public interface IommuBackend {
      */
     IommuInstance create(String name, Map<String, String> configuration, PhysicalMemory memory,
             FrameAllocator frames) throws IommuException;
+
+    /**
+     * Live update, second half: gives an instance that an earlier build of this backend handed
+     * over a new hardware model and driver built from {@code state} over the same memory, and
+     * wakes its waiting callers. Domains keep their ids; fault and guest listeners stay registered.
+     *
+     * @param handedOver the instance, after {@link IommuInstance#handOver()}
+     * @param state what {@code handOver} returned
+     * @throws IommuException {@code EOPNOTSUPP} if this backend cannot resume (the default),
+     *     {@code EINVAL} if the instance or the state is not one it understands; the instance is
+     *     still handed over then and the caller closes it
+     */
+    default void resume(IommuInstance handedOver, InstanceState state) throws IommuException {
+        throw new IommuException(org.iommulab.api.errno.Errno.EOPNOTSUPP, vendor() + " cannot resume a handed-over instance");
+    }
 }

@@ -123,6 +123,21 @@ public interface IommuInstance {
         throw new IommuException(org.iommulab.api.errno.Errno.EOPNOTSUPP, vendor() + " reports no guest changes");
     }
 
+    /**
+     * Live update, first half: quiesces the instance (new calls wait, calls in flight finish) and
+     * gives up its hardware model and driver without releasing anything they built, returning what
+     * the next build of the backend needs to take over. The instance object stays valid: callers
+     * holding it, its driver or its domains wait until {@link IommuBackend#resume} gives it a new
+     * model and driver, or until it is closed (then they fail as on a closed instance).
+     *
+     * @return the state, never {@code null}
+     * @throws IommuException {@code EOPNOTSUPP} if the backend cannot hand over (the default),
+     *     {@code EBUSY} if it is handed over already, {@code ENODEV} if closed
+     */
+    default InstanceState handOver() throws IommuException {
+        throw new IommuException(org.iommulab.api.errno.Errno.EOPNOTSUPP, vendor() + " cannot hand its state over");
+    }
+
     /** @return the host driver of this instance, never {@code null} */
     IommuDriver driver();
 

@@ -70,4 +70,25 @@ public interface IommuRegistry {
 
     /** @return snapshots of the live instances, by name */
     List<IommuInstanceDTO> instanceDTOs();
+
+    /**
+     * Updates the bundle of the backend offering {@code vendor} to a new build while its instances
+     * live on (a live update). Every instance of the backend, host and guest, is first handed over
+     * ({@link IommuInstance#handOver()}); the bundle is then updated; the new build's backend
+     * resumes each instance from its state as it registers. Callers holding an instance, its driver
+     * or its domains notice nothing but a pause: their calls wait meanwhile. Listeners are not told
+     * of anything, since no instance leaves.
+     *
+     * @param vendor a backend's vendor id
+     * @param location where to read the new build (a URL), or {@code null} for the bundle's own location
+     * @return the names of the instances carried over, host instances by name first, then guests
+     * @throws IommuException {@code ENODEV} if no backend has that vendor id;
+     *     {@code EOPNOTSUPP} if the platform runs outside OSGi or an instance cannot be handed over
+     *     (nothing changed then); {@code EIO} if the bundle update failed and {@code ETIMEDOUT} if no
+     *     build resumed the instances within 30 s: the instances not resumed are closed and
+     *     listeners told, as when a backend leaves
+     */
+    default List<String> liveUpdate(String vendor, String location) throws IommuException {
+        throw new IommuException(org.iommulab.api.errno.Errno.EOPNOTSUPP, "live update is not supported");
+    }
 }

@@ -210,6 +210,29 @@ public interface VfioContainer {
     Optional<PasidTableConfig> pasidTable();
 
     /**
+     * Captures what the container holds for its user (VFIO has no such ioctl; a VMM keeps this
+     * state itself, and live migration moves it).
+     *
+     * @return the state, never {@code null}
+     * @throws IommuException {@code ENODEV} if closed, {@code EINVAL} if no IOMMU type is set
+     */
+    ContainerState saveState() throws IommuException;
+
+    /**
+     * Makes this fresh container hold what another held: maps every mapping, allocates exactly the
+     * same PASIDs from the owner's PASID set, binds the guest page tables and attaches the guest
+     * PASID table. All or nothing: on a refusal every step taken is undone and the container is
+     * empty again.
+     *
+     * @param state from {@link #saveState()} of another container, possibly of another owner
+     * @throws IommuException {@code ENODEV} if closed; {@code EINVAL} if the IOMMU type is not set
+     *     or differs from the state's; {@code EBUSY} if the container already holds a mapping, a
+     *     PASID or a binding, or if one of the PASIDs is taken; and what {@link #mapDma},
+     *     {@link #pasidAlloc}, {@link #bindGuestPageTable} or {@link #attachPasidTable} answer
+     */
+    void restoreState(ContainerState state) throws IommuException;
+
+    /**
      * Closes the container (the last {@code close} of its file): every group is removed and the
      * IOMMU released. Idempotent; never throws.
      */

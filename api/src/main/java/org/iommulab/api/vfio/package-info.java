@@ -3,7 +3,7 @@
  * mappings, PASID requests, guest page-table binding, cache invalidation and PASID tables.
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.iommulab.api.vfio;
 
 import org.osgi.annotation.bundle.Export;

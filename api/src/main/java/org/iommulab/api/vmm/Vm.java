@@ -69,6 +69,23 @@ public interface Vm {
     GuestKernel guest();
 
     /**
+     * Moves the VM to a fresh VFIO container, as a VMM does when its container must be rebuilt
+     * (VFIO updated, the VMM restarted, live migration to a new container): guest submissions are
+     * held and in-flight work drained, the container's state saved, the old container closed, and
+     * the devices' groups, DMA mappings, PASIDs and guest page-table bindings restored in a new one.
+     * The PASIDs keep their values (fixed-PASID allocation): the guest, which was handed host
+     * PASIDs, notices nothing.
+     *
+     * <p>The PASIDs are free between the close and the restore; if another owner takes one in
+     * that window the call fails with {@code EBUSY} and the VM is left with its devices in a fresh
+     * container that maps its RAM but holds none of its PASIDs.
+     *
+     * @throws IommuException {@code EBUSY} if a device does not go idle in 10 s (nothing changed)
+     *     or a PASID was taken meanwhile; what {@code VfioContainer.restoreState} answers
+     */
+    void moveToFreshContainer() throws IommuException;
+
+    /**
      * @return what the VMM did (traps taken, page requests injected, VFIO calls made) since the
      *     last call, oldest first, one line each
      */

@@ -4,7 +4,7 @@
  * the guest software steps (PASID allocation, process page tables, binding, submitting work).
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.iommulab.api.vmm;
 
 import org.osgi.annotation.bundle.Export;

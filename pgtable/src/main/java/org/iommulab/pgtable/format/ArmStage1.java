@@ -13,8 +13,8 @@ import org.iommulab.pgtable.Perm;
  * <p>Stage-1 attributes (Arm ARM D8.3.1, D8.4): leaf AttrIndx 4:2, NS 5, AP[2:1] 7:6 (AP[1] grants
  * EL0 access, AP[2] makes the page read-only), SH 9:8, AF 10, nG 11, DBM 51, Contiguous 52, PXN
  * 53, UXN 54; table PXNTable 59, UXNTable 60, APTable 62:61 (bit 61 removes EL0 access, bit 62
- * removes write permission below). Memory writable at EL0 (AP[2:1] = 0b01) is privileged execute
- * never, as in the EL1&amp;0 translation regime.
+ * removes write permission below). Memory writable at EL0 (AP[2:1] = 0b01 and no APTable bit above)
+ * is privileged execute never, as in the EL1&amp;0 translation regime.
  */
 public final class ArmStage1 extends ArmVmsa {
     /** AP[1]: unprivileged (EL0) access. */
@@ -101,8 +101,12 @@ public final class ArmStage1 extends ArmVmsa {
         if ((entry & AP_RDONLY) != 0 && !dirtyByModifier(entry)) {
             p &= ~(Perm.WRITE | Perm.PRIV_WRITE);
         }
-        if ((entry & AP_UNPRIV) != 0 && (entry & AP_RDONLY) == 0) {
-            // EL1&0 regime: memory writable at EL0 is never executable at EL1 (AP[2:1] = 0b01).
+        if ((entry & AP_UNPRIV) != 0 && (entry & AP_RDONLY) == 0 && (inherited & Perm.USER) != 0
+                && (inherited & Perm.WRITE) != 0) {
+            // EL1&0 regime: memory writable at EL0 is never executable at EL1 (AP[2:1] = 0b01). Writable
+            // at EL0 after the hierarchical permissions: APTable[0] (no EL0 access) or APTable[1] (read
+            // only) above lift it (Arm ARM D8.4.1, AArch64.S1DirectBasePermissions:
+            // px = NOT(pxn OR pxn_table OR uw), uw taken after APTable is applied).
             p &= ~Perm.PRIV_EXEC;
         }
         if ((entry & UXN) != 0) {

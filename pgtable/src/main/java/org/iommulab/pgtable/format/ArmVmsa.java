@@ -9,9 +9,8 @@ import org.iommulab.pgtable.WalkFault;
  * What stage 1 and stage 2 of the VMSAv8-64 long-descriptor format share (Arm ARM D8.3): the
  * geometry from the granule, input size and start level; descriptor types (bits 1:0: 0b11 table at
  * levels 0-2 or page at level 3, 0b01 block where the granule allows one, bit 0 clear invalid); the
- * output address in bits 47:granule (bits 51:48 are kept so that they trip the output-size check);
- * the access flag AF (bit 10) with hardware update (HA) or its fault, and DBM (bit 51) for hardware
- * dirty state (HD).
+ * next-level table and output addresses in bits 47:granule; the access flag AF (bit 10) with hardware
+ * update (HA) or its fault, and DBM (bit 51) for hardware dirty state (HD).
  */
 abstract class ArmVmsa implements PageTableFormat {
     /** Valid. */
@@ -23,10 +22,13 @@ abstract class ArmVmsa implements PageTableFormat {
     /** Dirty bit modifier. */
     static final long DBM = 1L << 51;
     /**
-     * Table address bits 51:12 before masking to the granule: without 52-bit addressing bits 51:48
-     * are RES0 in a table descriptor, kept here so that a non-zero value trips the output-size check.
+     * Table address bits 47:12 before masking to the granule. Without 52-bit addressing a table
+     * descriptor holds the next-level table address in bits 47:granule only: bits 50:48 are RES0 and
+     * bits 58:51 IGNORED (Arm ARM D8.3.1, table descriptor format), and the pseudocode
+     * {@code AArch64.NextTableBase} takes {@code descriptor<47:granule>}, so those bits can neither
+     * move the table nor raise an Address size fault (an IGNORED bit 51 used to do both).
      */
-    static final long TABLE_ADDRESS_BITS = 0x000f_ffff_ffff_f000L;
+    static final long TABLE_ADDRESS_BITS = 0x0000_ffff_ffff_f000L;
     /** Leaf output address bits 47:12 (bit 51 is DBM, bit 50 GP in block and page descriptors). */
     static final long LEAF_ADDRESS_BITS = 0x0000_ffff_ffff_f000L;
 

@@ -77,4 +77,16 @@ public final class PendingPageRequests {
     public void clear() {
         groups.clear();
     }
+
+    /** @return the pending groups as keys, for a live update */
+    public long[] save() {
+        return groups.stream().mapToLong(Long::longValue).toArray();
+    }
+
+    /** @param keys what {@link #save} returned: those groups are pending again */
+    public void restore(long[] keys) {
+        for (long key : keys) {
+            groups.add(key);
+        }
+    }
 }

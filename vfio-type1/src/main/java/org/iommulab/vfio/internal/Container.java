@@ -21,6 +21,7 @@ import org.iommulab.api.spi.DomainType;
 import org.iommulab.api.spi.IommuDomain;
 import org.iommulab.api.spi.IommuInstance;
 import org.iommulab.api.spi.ReservedRegion;
+import org.iommulab.api.vfio.ContainerState;
 import org.iommulab.api.vfio.DmaMapping;
 import org.iommulab.api.vfio.IovaRange;
 import org.iommulab.api.vfio.VfioContainer;
@@ -583,6 +584,75 @@ final class Container implements VfioContainer {
     @Override
     public synchronized Optional<PasidTableConfig> pasidTable() {
         return nesting.table();
+    }
+
+    // ---- state hand-over -------------------------------------------------------------------------
+
+    @Override
+    public synchronized ContainerState saveState() throws IommuException {
+        live();
+        iommuSet();
+        boolean nested = type == VfioIommuType.NESTING;
+        return new ContainerState(type, mappings(), nested ? nesting.allocated() : List.of(),
+                nested ? nesting.bindings() : Map.of(), nested ? nesting.table() : Optional.empty());
+    }
+
+    @Override
+    public synchronized void restoreState(ContainerState state) throws IommuException {
+        live();
+        iommuSet();
+        if (state == null || state.type() != type) {
+            throw new IommuException(Errno.EINVAL, "container " + id + " is " + type + ", the state "
+                    + (state == null ? "is null" : "is of a " + state.type() + " container"));
+        }
+        boolean nested = type == VfioIommuType.NESTING;
+        if (!dma.all().isEmpty() || nested && (!nesting.allocated().isEmpty() || !nesting.bindings().isEmpty()
+                || nesting.table().isPresent())) {
+            throw new IommuException(Errno.EBUSY, "container " + id + " is not fresh: it holds mappings or PASIDs");
+        }
+        List<DmaMapping> mapped = new ArrayList<>();
+        List<Integer> allocated = new ArrayList<>();
+        List<Integer> bound = new ArrayList<>();
+        try {
+            for (DmaMapping m : state.mappings()) {
+                mapDma(m.vaddr(), m.iova(), m.size(), m.flags());
+                mapped.add(m);
+            }
+            for (int pasid : state.pasids()) {
+                allocated.add(pasidAlloc(pasid, pasid)); // fixed: EBUSY if another set holds it
+            }
+            for (GuestPasidBind bind : state.bindings().values()) {
+                bindGuestPageTable(bind);
+                bound.add(bind.hostPasid());
+            }
+            if (state.pasidTable().isPresent()) {
+                attachPasidTable(state.pasidTable().get());
+            }
+        } catch (IommuException | RuntimeException e) {
+            for (int pasid : bound) {
+                quietly(() -> unbindGuestPageTable(pasid));
+            }
+            for (int pasid : allocated) {
+                quietly(() -> pasidFree(pasid, pasid));
+            }
+            for (DmaMapping m : mapped) {
+                quietly(() -> unmapDma(m.iova(), m.size(), 0));
+            }
+            throw e;
+        }
+    }
+
+    private interface Step {
+        void run() throws IommuException;
+    }
+
+    /** Undo during a rollback: the step's own failure must not hide the refusal being reported. */
+    private static void quietly(Step step) {
+        try {
+            step.run();
+        } catch (IommuException | RuntimeException e) {
+            // left as it is: the rollback goes on with the next step
+        }
     }
 
     /**

@@ -19,6 +19,8 @@ import org.iommulab.api.vfio.VfioContainer;
  */
 final class DmaMappings {
     private static final long PAGE = HostProcess.PAGE_SIZE;
+    /** Slots of a new mapping's frame array before it first grows. */
+    private static final int FIRST_SLOTS = 512;
 
     private final HostProcess owner;
     private final TreeMap<Long, DmaEntry> entries = new TreeMap<>(Long::compareUnsigned);
@@ -76,12 +78,18 @@ final class DmaMappings {
         if (pages > Integer.MAX_VALUE) {
             throw new IommuException(Errno.ENOMEM, "a mapping of " + size + " bytes is too large to pin");
         }
-        // One slot per page, allocated before anything is charged (an OutOfMemoryError here changes nothing).
-        long[] frames = new long[(int) pages];
+        // The frame slots grow with the pins, as Linux pins batch by batch: a size far beyond the
+        // owner's memory fails at its first unmapped page (EFAULT) or when frames run out (ENOMEM),
+        // never by reserving room for pages it cannot reach (an OutOfMemoryError is no errno).
+        // The first slots are allocated before anything is charged.
+        long[] frames = new long[(int) Math.min(pages, FIRST_SLOTS)];
         owner.accountLocked(pages);
         int pinned = 0;
         try {
-            for (; pinned < frames.length; pinned++) {
+            for (; pinned < pages; pinned++) {
+                if (pinned == frames.length) {
+                    frames = grow(frames, pages);
+                }
                 frames[pinned] = owner.pin(vaddr + pinned * PAGE);
             }
             DmaEntry entry = new DmaEntry(iova, size, vaddr, flags, frames);
@@ -103,6 +111,15 @@ final class DmaMappings {
             unpin(frames, pinned);
             owner.accountLocked(-pages);
             throw e;
+        }
+    }
+
+    /** @return {@code frames} with room for twice as many pages, at most {@code pages} */
+    private static long[] grow(long[] frames, long pages) throws IommuException {
+        try {
+            return java.util.Arrays.copyOf(frames, (int) Math.min(pages, 2L * frames.length));
+        } catch (OutOfMemoryError e) {
+            throw new IommuException(Errno.ENOMEM, "no room to track " + pages + " pinned pages");
         }
     }
 

@@ -249,6 +249,12 @@ final class Nesting {
         table = null;
     }
 
+    /** @return the PASIDs this container allocated that are still in the owner's set, ascending */
+    List<Integer> allocated() {
+        prune();
+        return List.copyOf(allocated);
+    }
+
     Optional<PasidTableConfig> table() {
         return Optional.ofNullable(table);
     }

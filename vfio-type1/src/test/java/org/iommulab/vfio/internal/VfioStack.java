@@ -15,6 +15,7 @@ import org.iommulab.platform.internal.process.ProcessTableImpl;
 import org.iommulab.platform.internal.registry.IommuRegistryImpl;
 import org.iommulab.smmuv3.internal.SmmuBackend;
 import org.iommulab.vtd.internal.VtdBackend;
+import org.osgi.framework.Constants;
 
 /**
  * The platform, both backends and the VFIO service wired by hand as Declarative Services wires
@@ -27,7 +28,11 @@ public final class VfioStack {
     public final DeviceBusImpl bus = new DeviceBusImpl();
     public final IommuRegistryImpl registry;
     public final ProcessTableImpl processes;
-    public final VtdBackend vtd = new VtdBackend();
+    /** The backends as registered now: a live update replaces them (bundle ids 1 and 2). */
+    public volatile VtdBackend vtd = new VtdBackend();
+    public volatile SmmuBackend smmu = new SmmuBackend();
+    /** Bundle updates done by {@link #updateBundle}. */
+    public final java.util.concurrent.atomic.AtomicInteger bundleUpdates = new java.util.concurrent.atomic.AtomicInteger();
     public final VfioService vfio;
 
     public VfioStack() {
@@ -61,10 +66,10 @@ public final class VfioStack {
                 return poolFrames;
             }
         });
-        registry = new IommuRegistryImpl(memory);
+        registry = new IommuRegistryImpl(memory, this::updateBundle);
         processes = new ProcessTableImpl(memory);
-        registry.addBackend(vtd, Map.of());
-        registry.addBackend(new SmmuBackend(), Map.of());
+        registry.addBackend(vtd, Map.of(Constants.SERVICE_BUNDLEID, 1L));
+        registry.addBackend(smmu, Map.of(Constants.SERVICE_BUNDLEID, 2L));
         pasids.addListener(vtd);
         vfio = new VfioService(bus, registry, pasids, config(dmaEntryLimit, pasidQuota), null);
         registry.addListener(vfio.instanceListener());
@@ -87,6 +92,25 @@ public final class VfioStack {
                 return pasidQuota;
             }
         };
+    }
+
+    /**
+     * What {@code Bundle.update} does to a backend bundle, as Declarative Services sees it: the old
+     * build's service goes, a new build's (a new backend object) comes.
+     */
+    void updateBundle(long bundleId, String location) {
+        bundleUpdates.incrementAndGet();
+        if (bundleId == 1) {
+            pasids.removeListener(vtd);
+            registry.removeBackend(vtd);
+            vtd = new VtdBackend();
+            pasids.addListener(vtd);
+            registry.addBackend(vtd, Map.of(Constants.SERVICE_BUNDLEID, 1L));
+        } else {
+            registry.removeBackend(smmu);
+            smmu = new SmmuBackend();
+            registry.addBackend(smmu, Map.of(Constants.SERVICE_BUNDLEID, 2L));
+        }
     }
 
     public IommuInstance instance(String vendor, String name) throws IommuException {

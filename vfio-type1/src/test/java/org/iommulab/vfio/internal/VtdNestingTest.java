@@ -233,4 +233,68 @@ class VtdNestingTest {
         assertErrno(Errno.EOPNOTSUPP, plain::detachPasidTable);
         assertTrue(stack.pasids.set("vm2").isEmpty(), "no PASID set for a type1v2 container");
     }
+
+    /**
+     * A fresh container takes over a closed one's state: same mappings, the same PASID values
+     * (fixed allocation), the same bindings, and the nested walk works again.
+     */
+    @Test
+    void aFreshContainerTakesOverTheStateWithTheSamePasids() throws Exception {
+        IoPageTable table = guestTable();
+        c.pasidAlloc(1, 100);
+        int bound = c.pasidAlloc(1, 100);
+        c.bindGuestPageTable(bind(bound, table.root()));
+        // Another owner holds the next PASID: after the close, a plain allocation would not give
+        // these values back in order; the restore asks for exactly them.
+        HostProcess other = stack.process("other");
+        VfioContainer elsewhere = stack.container(other, stack.device("dsa1", iommu, 0x18, 20).groupId(),
+                VfioIommuType.NESTING);
+        assertEquals(bound + 1, elsewhere.pasidAlloc(1, 100));
+        org.iommulab.api.vfio.ContainerState state = c.saveState();
+        assertEquals(java.util.List.of(bound - 1, bound), state.pasids());
+        c.close();
+        assertEquals(0, vm.pinnedPages(), "the old container let go of everything");
+
+        VfioContainer fresh = stack.container(vm, dev.groupId(), VfioIommuType.NESTING);
+        fresh.restoreState(state);
+        assertEquals(state.mappings(), fresh.mappings());
+        assertEquals(state.bindings(), fresh.bindings());
+        assertEquals(state.pasids(), fresh.saveState().pasids());
+        vm.write64(ram + DATA_GPA + 0x10, 0x5151L);
+        assertTrue(iommu.translate(dev.requesterId(), bound, GVA + 0x10, Access.READ, t), t.toString());
+        assertEquals(0x5151L, stack.memory.read64(t.outputAddress()));
+    }
+
+    /** A refused restore leaves the fresh container empty: no mapping, no pin, no PASID, no binding. */
+    @Test
+    void aRefusedRestoreChangesNothing() throws Exception {
+        IoPageTable table = guestTable();
+        int first = c.pasidAlloc(1, 100);
+        int second = c.pasidAlloc(1, 100);
+        c.bindGuestPageTable(bind(second, table.root()));
+        org.iommulab.api.vfio.ContainerState state = c.saveState();
+        c.close();
+        // Another owner takes the second PASID in the window: the restore must give up whole.
+        HostProcess other = stack.process("other");
+        VfioContainer elsewhere = stack.container(other, stack.device("dsa1", iommu, 0x18, 20).groupId(),
+                VfioIommuType.NESTING);
+        assertEquals(second, elsewhere.pasidAlloc(second, second));
+
+        VfioContainer fresh = stack.container(vm, dev.groupId(), VfioIommuType.NESTING);
+        assertErrno(Errno.EBUSY, () -> fresh.restoreState(state));
+        assertTrue(fresh.mappings().isEmpty());
+        assertTrue(fresh.bindings().isEmpty());
+        assertEquals(0, vm.pinnedPages());
+        assertFalse(stack.pasids.set("vm1").orElseThrow().contains(first), "the PASID taken on the way was given back");
+        assertFalse(iommu.translate(dev.requesterId(), second, GVA, Access.READ, t));
+
+        // Not fresh, or of another type: refused before anything happens.
+        fresh.mapDma(ram, 0, 2 * MB, RW);
+        assertErrno(Errno.EBUSY, () -> fresh.restoreState(state));
+        assertEquals(1, fresh.mappings().size());
+        VfioContainer plain = stack.container(stack.process("p3"), stack.device("dsa2", iommu, 0x20, 20).groupId(),
+                VfioIommuType.TYPE1V2);
+        assertErrno(Errno.EINVAL, () -> plain.restoreState(state));
+        assertTrue(plain.mappings().isEmpty());
+    }
 }

@@ -155,7 +155,7 @@ final class GuestProcessImpl implements GuestProcess {
     public SubmitStatus enqcmd(int virtualRid, byte[] descriptor) throws IommuException {
         VmImpl.Assigned dev = kernel.vm().device(virtualRid).orElseThrow(
                 () -> new IommuException(Errno.ENOENT, "no device at virtual rid 0x" + Integer.toHexString(virtualRid)));
-        return dev.enqcmd(descriptor, pasid);
+        return kernel.vm().submit(dev, descriptor, pasid);
     }
 
     private static void check(long gva, long bytes) throws IommuException {

@@ -26,6 +26,7 @@ import org.iommulab.api.nesting.PasidTableConfig;
 import org.iommulab.api.pasid.PasidSet;
 import org.iommulab.api.process.HostProcess;
 import org.iommulab.api.spi.IommuInstance;
+import org.iommulab.api.vfio.Vfio;
 import org.iommulab.api.vfio.VfioContainer;
 import org.iommulab.api.vfio.VfioIommuType;
 import org.iommulab.api.vmm.GuestKernel;
@@ -58,7 +59,11 @@ final class VmImpl implements Vm, GuestIommuListener {
     private final long ramSize;
     private final PhysicalMemory memory;
     private final PasidSet pasids;
-    private final VfioContainer container;
+    /** Replaced by {@link #moveToFreshContainer()}; read by the trap handlers without the VM's lock. */
+    private volatile VfioContainer container;
+    private final Vfio vfio;
+    /** Guest submissions hold it shared; a container move holds it exclusively. */
+    private final java.util.concurrent.locks.ReentrantReadWriteLock submissions = new java.util.concurrent.locks.ReentrantReadWriteLock();
     private final IommuInstance viommu;
     private final GuestKernelImpl kernel;
     private final EventLog events;
@@ -83,8 +88,9 @@ final class VmImpl implements Vm, GuestIommuListener {
     };
 
     VmImpl(String name, IommuInstance host, HostProcess process, long ramBase, long ramSize, PasidSet pasids,
-            VfioContainer container, IommuInstance viommu, PhysicalMemory memory, GuestPool tables,
+            Vfio vfio, VfioContainer container, IommuInstance viommu, PhysicalMemory memory, GuestPool tables,
             GuestPool pages, EventLog events, IdxdService idxd, DeviceBus bus) {
+        this.vfio = vfio;
         this.name = name;
         this.host = host;
         this.process = process;
@@ -230,6 +236,60 @@ final class VmImpl implements Vm, GuestIommuListener {
         int pasid = container.pasidAlloc(1, org.iommulab.api.pasid.Pasids.MAX_PASID);
         log("guest PASID allocation -> VFIO PASID_REQUEST -> PASID %d", pasid);
         return pasid;
+    }
+
+    /** A guest submission to an assigned device; held while the VM moves to a fresh container. */
+    SubmitStatus submit(Assigned dev, byte[] descriptor, int pasid) {
+        submissions.readLock().lock();
+        try {
+            return dev.enqcmd(descriptor, pasid);
+        } finally {
+            submissions.readLock().unlock();
+        }
+    }
+
+    @Override
+    public void moveToFreshContainer() throws IommuException {
+        submissions.writeLock().lock();
+        try {
+            synchronized (this) {
+                for (Assigned a : devices) {
+                    IdxdDevice parent = a.mdev() != null ? a.mdev().parent() : a.passthrough();
+                    try {
+                        if (!parent.awaitIdle(10_000)) {
+                            throw new IommuException(Errno.EBUSY, parent.name() + " did not go idle: " + name + " stays put");
+                        }
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw new IommuException(Errno.EBUSY, "interrupted while draining " + parent.name());
+                    }
+                }
+                VfioContainer old = container;
+                org.iommulab.api.vfio.ContainerState state = old.saveState();
+                int[] groups = old.groups();
+                VfioContainer fresh = vfio.open(process);
+                old.close();
+                container = fresh;
+                for (int group : groups) {
+                    fresh.addGroup(group);
+                }
+                fresh.setIommu(state.type());
+                fresh.restoreState(state);
+                for (Assigned a : devices) {
+                    if (a.mdev() != null) {
+                        for (int pasid : state.bindings().keySet()) {
+                            if (!a.mdev().pasidTranslations().containsKey(pasid)) {
+                                a.mdev().mapGuestPasid(pasid, pasid);
+                            }
+                        }
+                    }
+                }
+                log("moved to fresh VFIO container %d: %d mapping(s), PASIDs %s and %d binding(s) kept",
+                        fresh.id(), state.mappings().size(), state.pasids(), state.bindings().size());
+            }
+        } finally {
+            submissions.writeLock().unlock();
+        }
     }
 
     // ---- traps ---------------------------------------------------------------------------------

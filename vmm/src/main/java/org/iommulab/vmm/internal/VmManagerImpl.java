@@ -96,7 +96,7 @@ public final class VmManagerImpl implements VmManager {
             Map<String, String> config = "smmuv3".equals(host.vendor()) ? Map.of("stage2", "false")
                     : Map.of("caching-mode", "true");
             viommu = registry.createGuest(host.vendor(), name + "-viommu", config, memory, tables);
-            VmImpl vm = new VmImpl(name, host, process, ram, ramBytes, set, container, viommu, memory, tables, pages,
+            VmImpl vm = new VmImpl(name, host, process, ram, ramBytes, set, vfio, container, viommu, memory, tables, pages,
                     events, idxd, bus);
             vm.start();
             vms.put(name, vm);

@@ -106,4 +106,64 @@ class SmmuVsvaTest extends VsvaTestBase {
         p.bind(VRID);
         return p;
     }
+
+    /** The VM moves to a fresh container: the guest CD table follows and DMA by substream goes on. */
+    @Test
+    void aVmMovesToAFreshContainerWithItsCdTable() throws Exception {
+        Vm vm = vmm.create("vm1", hostName(), 64 * MB);
+        GuestProcess p = boundApp(vm);
+        org.iommulab.api.vfio.VfioContainer old = vm.container();
+        PasidTableConfig table = old.pasidTable().orElseThrow();
+
+        vm.moveToFreshContainer();
+        assertTrue(old.isClosed());
+        assertEquals(table, vm.container().pasidTable().orElseThrow(), "the guest's CD table, attached again");
+        assertEquals(old.mappings().size(), 0, "the closed container holds nothing");
+        byte[] data = random(2 * 4096, 5);
+        p.write(SRC, data);
+        CompletionRecord c = run(p, Dsa.descriptor(Dsa.OP_MEMMOVE).addr1(SRC).addr2(DST).size(data.length));
+        assertEquals(Dsa.COMP_SUCCESS, c.status(), c.toString());
+        assertArrayEquals(data, p.read(DST, data.length));
+        p.unbind(VRID);
+        Translation t = new Translation();
+        assertFalse(host.translate(0x10, p.pasid(), SRC, Access.READ, t), "the guest's unbind reached the fresh container");
+    }
+
+    /** A live update of the SMMUv3 backend while the guest copies: the guest's CD table stays attached, nothing fails. */
+    @Test
+    void aLiveUpdateOfTheBackendUnderARunningVmLosesNothing() throws Exception {
+        Vm vm = vmm.create("vm1", hostName(), 64 * MB);
+        GuestProcess p = boundApp(vm);
+        byte[] data = random(2 * 4096, 12);
+        p.write(SRC, data);
+        PasidTableConfig table = vm.container().pasidTable().orElseThrow();
+        long frames = stack.memory.allocatedFrames();
+        GuestLoad load = new GuestLoad(p, data.length);
+        load.awaitMore(3);
+        java.util.List<String> carried = stack.registry.liveUpdate("smmuv3", null);
+        load.awaitMore(3);
+        assertEquals(null, load.stop(), "no descriptor failed across the update");
+        assertEquals(java.util.List.of("smmuv3" + "0", "vm1-viommu"), carried);
+        assertEquals(frames, stack.memory.allocatedFrames(), "the update allocated and freed nothing");
+        assertEquals(table, vm.container().pasidTable().orElseThrow());
+        p.pageOut(DST + 4096, 4096);
+        CompletionRecord c = run(p, Dsa.descriptor(Dsa.OP_MEMMOVE).flags(Dsa.FLAG_BOF).addr1(SRC).addr2(DST).size(data.length));
+        assertEquals(Dsa.COMP_SUCCESS, c.status(), c.toString());
+        p.unbind(VRID);
+        Translation t = new Translation();
+        assertFalse(host.translate(0x10, p.pasid(), SRC, Access.READ, t), "the guest's unbind reached the new build");
+        vmm.destroy("vm1");
+    }
+
+    /** The device assigned whole and probed; an app with two source, two destination and a completion page, bound. */
+    private static GuestProcess boundApp(Vm vm) throws Exception {
+        vm.assignDevice("dsa0", VRID);
+        vm.guest().probeDevice(VRID);
+        GuestProcess p = vm.guest().startProcess("app");
+        p.map(SRC, 2 * 4096);
+        p.map(DST, 2 * 4096);
+        p.map(COMP, 4096);
+        p.bind(VRID);
+        return p;
+    }
 }

@@ -92,4 +92,48 @@ abstract class VsvaTestBase {
         assertTrue(dsa.awaitIdle(20_000));
         return CompletionRecord.decode(p.read(COMP, 32));
     }
+
+    /**
+     * A guest workload on its own thread: MEMMOVEs of {@code bytes} from SRC to DST in a loop,
+     * counting them and keeping the first completion that is not SUCCESS (or the first exception).
+     */
+    final class GuestLoad {
+        final java.util.concurrent.atomic.AtomicInteger copies = new java.util.concurrent.atomic.AtomicInteger();
+        final java.util.concurrent.atomic.AtomicReference<String> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        private final java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean(true);
+        private final Thread thread;
+
+        GuestLoad(GuestProcess p, int bytes) {
+            thread = new Thread(() -> {
+                try {
+                    while (running.get()) {
+                        CompletionRecord c = run(p, Dsa.descriptor(Dsa.OP_MEMMOVE).addr1(SRC).addr2(DST).size(bytes));
+                        if (c.status() != Dsa.COMP_SUCCESS) {
+                            failure.compareAndSet(null, c.toString());
+                        }
+                        copies.incrementAndGet();
+                    }
+                } catch (Throwable t) {
+                    failure.compareAndSet(null, t.toString());
+                }
+            }, "guest-load");
+            thread.start();
+        }
+
+        /** Waits until {@code n} more copies completed. */
+        void awaitMore(int n) throws InterruptedException {
+            int target = copies.get() + n;
+            long deadline = System.nanoTime() + 20_000_000_000L;
+            while (copies.get() < target && failure.get() == null && System.nanoTime() < deadline) {
+                Thread.sleep(1);
+            }
+        }
+
+        /** Stops the loop after the copy under way. @return the first failure, or {@code null} */
+        String stop() throws InterruptedException {
+            running.set(false);
+            thread.join(20_000);
+            return failure.get();
+        }
+    }
 }

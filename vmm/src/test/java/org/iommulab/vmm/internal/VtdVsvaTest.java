@@ -149,4 +149,107 @@ class VtdVsvaTest extends VsvaTestBase {
         assertEquals(p.pgd() + 0x1000, vm.container().bindings().get(p.pasid()).guestPgd(), "the host follows the new root");
         assertEquals(p.pasid(), vm.devices().get(0).pasidTranslations().get(p.pasid()));
     }
+
+    /**
+     * The migration case: the VM moves to a fresh VFIO container while two guest processes are
+     * bound; the host PASIDs the guest was handed keep their values (fixed allocation), the
+     * bindings and mappings follow, the old container is closed, and DMA by both PASIDs works
+     * afterwards, page requests included.
+     */
+    @Test
+    void aVmMovesToAFreshContainerKeepingItsPasids() throws Exception {
+        Vm vm = vmm.create("vm1", hostName(), 64 * MB);
+        Mdev mdev = vm.assignMdev("dsa0", 0, VRID);
+        vm.guest().probeDevice(VRID);
+        GuestProcess p1 = vm.guest().startProcess("app1");
+        GuestProcess p2 = vm.guest().startProcess("app2");
+        for (GuestProcess p : new GuestProcess[] {p1, p2}) {
+            p.map(SRC, 2 * 4096);
+            p.map(DST, 2 * 4096);
+            p.map(COMP, 4096);
+            p.bind(VRID);
+        }
+        // Another VM takes PASIDs meanwhile: a plain allocation after the move would get other values.
+        Vm other = vmm.create("vm2", hostName(), 32 * MB);
+        other.assignMdev("dsa0", 0, VRID);
+        other.guest().probeDevice(VRID);
+        other.guest().startProcess("app");
+
+        org.iommulab.api.vfio.VfioContainer old = vm.container();
+        java.util.Map<Integer, org.iommulab.api.nesting.GuestPasidBind> bindings = old.bindings();
+        java.util.List<org.iommulab.api.vfio.DmaMapping> mappings = old.mappings();
+        vm.moveToFreshContainer();
+
+        org.iommulab.api.vfio.VfioContainer fresh = vm.container();
+        assertTrue(old.isClosed());
+        assertTrue(fresh.id() != old.id());
+        assertEquals(bindings, fresh.bindings(), "same host PASIDs, same guest tables");
+        assertEquals(mappings, fresh.mappings());
+        assertTrue(stack.pasids.set("vm1").orElseThrow().contains(p1.pasid()));
+        assertTrue(stack.pasids.set("vm1").orElseThrow().contains(p2.pasid()));
+        assertEquals(p1.pasid(), mdev.pasidTranslations().get(p1.pasid()));
+        assertTrue(String.join("\n", vm.takeJournal()).contains("moved to fresh VFIO container"));
+
+        for (GuestProcess p : new GuestProcess[] {p1, p2}) {
+            byte[] data = random(2 * 4096, p.pasid());
+            p.write(SRC, data);
+            CompletionRecord c = run(p, Dsa.descriptor(Dsa.OP_MEMMOVE).addr1(SRC).addr2(DST).size(data.length));
+            assertEquals(Dsa.COMP_SUCCESS, c.status(), c.toString());
+            assertArrayEquals(data, p.read(DST, data.length));
+        }
+        // Demand paging through the guest still works on the fresh container.
+        p1.pageOut(DST + 4096, 4096);
+        CompletionRecord c = run(p1, Dsa.descriptor(Dsa.OP_MEMMOVE).flags(Dsa.FLAG_BOF).addr1(SRC).addr2(DST).size(2 * 4096));
+        assertEquals(Dsa.COMP_SUCCESS, c.status(), c.toString());
+
+        // The guest unbinds as usual; the fresh container follows.
+        p2.unbind(VRID);
+        assertFalse(fresh.bindings().containsKey(p2.pasid()));
+    }
+
+    /**
+     * A live update of the VT-d backend under a running VM: guest DMA goes on in another thread
+     * while the host IOMMU and the VM's virtual IOMMU are handed over to a new backend object and
+     * resumed. Not one descriptor fails, the PASIDs and bindings stay, no frame is allocated or
+     * freed by the update, and afterwards the guest's unbind, the VFIO container and page requests
+     * all work through the new build.
+     */
+    @Test
+    void aLiveUpdateOfTheBackendUnderARunningVmLosesNothing() throws Exception {
+        Vm vm = vmm.create("vm1", hostName(), 64 * MB);
+        Mdev mdev = vm.assignMdev("dsa0", 0, VRID);
+        vm.guest().probeDevice(VRID);
+        GuestProcess p = vm.guest().startProcess("app");
+        p.map(SRC, 2 * 4096);
+        p.map(DST, 2 * 4096);
+        p.map(COMP, 4096);
+        p.bind(VRID);
+        byte[] data = random(2 * 4096, 11);
+        p.write(SRC, data);
+        long frames = stack.memory.allocatedFrames();
+        GuestLoad load = new GuestLoad(p, data.length);
+        load.awaitMore(3);
+
+        java.util.List<String> carried = stack.registry.liveUpdate("vtd", null);
+
+        load.awaitMore(3);
+        assertEquals(null, load.stop(), "no descriptor failed across the update");
+        assertEquals(java.util.List.of("vtd0", "vm1-viommu"), carried);
+        assertEquals(1, stack.bundleUpdates.get());
+        assertTrue(stack.registry.instance("vtd0").orElseThrow() == host, "consumers keep the same instance object");
+        assertEquals(frames, stack.memory.allocatedFrames(), "the update allocated and freed nothing");
+        assertArrayEquals(data, p.read(DST, data.length));
+        assertEquals(p.pasid(), mdev.pasidTranslations().get(p.pasid()));
+
+        // The new build serves the guest's page requests and unbind, and VFIO's calls.
+        p.pageOut(DST + 4096, 4096);
+        CompletionRecord c = run(p, Dsa.descriptor(Dsa.OP_MEMMOVE).flags(Dsa.FLAG_BOF).addr1(SRC).addr2(DST).size(data.length));
+        assertEquals(Dsa.COMP_SUCCESS, c.status(), c.toString());
+        assertTrue(vm.guest().pageRequestsHandled() >= 1);
+        p.unbind(VRID);
+        assertFalse(vm.container().bindings().containsKey(p.pasid()), "the guest's unbind went through the new builds");
+        Translation t = new Translation();
+        assertFalse(host.translate(0x10, p.pasid(), SRC, Access.READ, t));
+        vmm.destroy("vm1");
+    }
 }

@@ -4,6 +4,7 @@ import static org.iommulab.launcher.internal.demo.PlatformDemo.expect;
 
 import java.io.PrintStream;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.Random;
 
@@ -114,6 +115,8 @@ final class VsvaDemo {
         out.printf("[guest] MEMMOVE of %d bytes by ENQCMD with %s %d: %s; the destination matches the source%n",
                 SIZE, smmu ? "substream" : "PASID", p.pasid(), c);
 
+        liveUpdate(host, dsa, vm, p);
+
         p.pageOut(DST + 4096, 4096);
         journal(vm);
         new Random(2021).nextBytes(data);
@@ -143,6 +146,31 @@ final class VsvaDemo {
                     "an unbound PASID still reached the device");
             out.printf("[guest] after unbind, ENQCMD with PASID %d is rejected%n", p.pasid());
         }
+    }
+
+    /**
+     * The backend bundle is replaced by a new build (a new bundle revision) while the VM runs: the
+     * host IOMMU and the VM's virtual IOMMU are handed over and resumed; the guest's next copy goes
+     * through the new build without the guest noticing.
+     */
+    private void liveUpdate(IommuInstance host, IdxdDevice dsa, Vm vm, GuestProcess p)
+            throws IommuException, InterruptedException {
+        long start = System.nanoTime();
+        List<String> carried = registry.liveUpdate(host.vendor(), null);
+        long micros = (System.nanoTime() - start) / 1000;
+        expect(carried.contains(host.name()) && carried.contains(vm.viommu().name()),
+                "the live update did not carry " + host.name() + " and " + vm.viommu().name() + ": " + carried);
+        expect(registry.instance(host.name()).orElse(null) == host, "the host IOMMU is not the same object");
+        out.printf("[host] live update: the %s backend bundle replaced by a new build in %d us; %s handed over and resumed%n",
+                host.vendor(), micros, String.join(" and ", carried));
+        byte[] data = new byte[SIZE];
+        new Random(2022).nextBytes(data);
+        p.write(SRC, data);
+        CompletionRecord c = copy(p, dsa, false);
+        expect(c.status() == Dsa.COMP_SUCCESS, "the MEMMOVE after the live update did not succeed: " + c);
+        expect(Arrays.equals(data, p.read(DST, SIZE)), "the copy after the live update differs from the source");
+        out.printf("[guest] MEMMOVE after the update, same %s %d: %s; the destination matches%n",
+                host.vendor().equals("smmuv3") ? "substream" : "PASID", p.pasid(), c);
     }
 
     private CompletionRecord copy(GuestProcess p, IdxdDevice dsa, boolean blockOnFault)

@@ -1,5 +1,7 @@
 package org.iommulab.platform.internal.registry;
 
+import java.io.InputStream;
+import java.net.URL;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -20,6 +22,9 @@ import org.iommulab.api.spi.InstanceListener;
 import org.iommulab.api.spi.IommuBackend;
 import org.iommulab.api.spi.IommuInstance;
 import org.iommulab.api.spi.IommuRegistry;
+import org.iommulab.api.spi.InstanceState;
+import org.osgi.framework.Bundle;
+import org.osgi.framework.BundleContext;
 import org.osgi.framework.Constants;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
@@ -56,6 +61,28 @@ public final class IommuRegistryImpl implements IommuRegistry {
     private record Registered(IommuBackend backend, long bundleId) {
     }
 
+    /** An instance handed over for a live update of its backend, waiting for the next build. */
+    private record Parked(String vendor, InstanceState state, boolean guest) {
+    }
+
+    /** Guarded by this. Instances handed over, in hand-over order. */
+    private final Map<IommuInstance, Parked> parked = new LinkedHashMap<>();
+    /** One live update at a time. */
+    private final Object updating = new Object();
+    /** Updates a bundle in place; {@code null} outside OSGi. */
+    private final BundleUpdater updater;
+
+    /** How a live update replaces a backend's bundle by its next build. */
+    @FunctionalInterface
+    public interface BundleUpdater {
+        /**
+         * @param bundleId the backend's bundle
+         * @param location the new build's URL, or {@code null} for the bundle's own location
+         * @throws Exception as {@code Bundle.update} does
+         */
+        void update(long bundleId, String location) throws Exception;
+    }
+
     private record Created(IommuInstance instance, IommuBackend backend) {
     }
 
@@ -65,10 +92,41 @@ public final class IommuRegistryImpl implements IommuRegistry {
      */
     private final java.util.Map<IommuInstance, IommuBackend> guests = new java.util.WeakHashMap<>();
 
-    /** @param memory host memory every instance works over */
+    /**
+     * @param memory host memory every instance works over
+     * @param context the platform bundle's context, to update backend bundles in place
+     */
     @Activate
-    public IommuRegistryImpl(@Reference HostMemory memory) {
+    public IommuRegistryImpl(@Reference HostMemory memory, BundleContext context) {
+        this(memory, (bundleId, location) -> {
+            Bundle bundle = context.getBundle(bundleId);
+            if (bundle == null) {
+                throw new IllegalStateException("bundle " + bundleId + " is gone");
+            }
+            if (location == null) {
+                bundle.update();
+            } else {
+                try (InputStream in = new URL(location).openStream()) {
+                    bundle.update(in);
+                }
+            }
+        });
+    }
+
+    /**
+     * Outside OSGi (unit tests).
+     *
+     * @param memory host memory every instance works over
+     * @param updater how a live update replaces a bundle, or {@code null}: not supported
+     */
+    public IommuRegistryImpl(HostMemory memory, BundleUpdater updater) {
         this.memory = memory;
+        this.updater = updater;
+    }
+
+    /** @param memory host memory every instance works over; live update is not supported */
+    public IommuRegistryImpl(HostMemory memory) {
+        this(memory, (BundleUpdater) null);
     }
 
     /**
@@ -77,11 +135,40 @@ public final class IommuRegistryImpl implements IommuRegistry {
      */
     @Reference(cardinality = ReferenceCardinality.MULTIPLE, policy = ReferencePolicy.DYNAMIC,
             policyOption = ReferencePolicyOption.GREEDY)
-    public synchronized void addBackend(IommuBackend backend, Map<String, Object> properties) {
+    public void addBackend(IommuBackend backend, Map<String, Object> properties) {
         Object bundle = properties.get(Constants.SERVICE_BUNDLEID);
         long bundleId = bundle instanceof Long ? (Long) bundle : -1;
-        backends.computeIfAbsent(backend.vendor(), v -> new ArrayList<>()).add(new Registered(backend, bundleId));
+        Map<IommuInstance, Parked> waiting = new LinkedHashMap<>();
+        synchronized (this) {
+            backends.computeIfAbsent(backend.vendor(), v -> new ArrayList<>()).add(new Registered(backend, bundleId));
+            parked.forEach((instance, p) -> {
+                if (p.vendor().equals(backend.vendor())) {
+                    waiting.put(instance, p);
+                }
+            });
+        }
         LOG.info("IOMMU backend '{}' registered", backend.vendor());
+        waiting.forEach((instance, p) -> resume(backend, instance, p));
+    }
+
+    /** Live update: the new build takes a handed-over instance back into service. */
+    private void resume(IommuBackend backend, IommuInstance instance, Parked p) {
+        try {
+            backend.resume(instance, p.state());
+        } catch (IommuException | RuntimeException e) {
+            LOG.warn("backend '{}' could not resume instance {}: {}", backend.vendor(), instance.name(), e.toString());
+            return; // still parked: the update gives up on it when its time is out
+        }
+        synchronized (this) {
+            parked.remove(instance);
+            if (p.guest()) {
+                guests.put(instance, backend);
+            } else {
+                instances.put(instance.name(), new Created(instance, backend));
+            }
+            notifyAll();
+        }
+        LOG.info("IOMMU instance {} resumed by the new build of '{}'", instance.name(), backend.vendor());
     }
 
     /** @param backend a backend service that went away: its instances are closed */
@@ -93,14 +180,14 @@ public final class IommuRegistryImpl implements IommuRegistry {
             }
             backends.values().removeIf(List::isEmpty);
             instances.values().removeIf(c -> {
-                if (c.backend() == backend) {
+                if (c.backend() == backend && !parked.containsKey(c.instance())) {
                     orphans.add(c.instance());
                     return true;
                 }
                 return false;
             });
             guests.entrySet().removeIf(g -> {
-                if (g.getValue() == backend) {
+                if (g.getValue() == backend && !parked.containsKey(g.getKey())) {
                     g.getKey().close();
                     return true;
                 }
@@ -221,6 +308,109 @@ public final class IommuRegistryImpl implements IommuRegistry {
             instance.close();
         } catch (RuntimeException e) {
             LOG.warn("closing instance {} failed", instance.name(), e);
+        }
+    }
+
+    @Override
+    public List<String> liveUpdate(String vendor, String location) throws IommuException {
+        if (updater == null) {
+            throw new IommuException(Errno.EOPNOTSUPP, "live update needs the OSGi framework");
+        }
+        synchronized (updating) {
+            Registered current;
+            Map<IommuInstance, Boolean> affected = new LinkedHashMap<>();
+            synchronized (this) {
+                List<Registered> offered = backends.get(vendor);
+                if (offered == null || offered.isEmpty()) {
+                    throw new IommuException(Errno.ENODEV, "no backend for vendor '" + vendor + "'");
+                }
+                current = offered.get(0);
+                instances.values().forEach(c -> {
+                    if (c.backend() == current.backend()) {
+                        affected.put(c.instance(), false);
+                    }
+                });
+                guests.forEach((g, b) -> {
+                    if (b == current.backend()) {
+                        affected.put(g, true);
+                    }
+                });
+            }
+            handOverAll(current.backend(), affected);
+            try {
+                updater.update(current.bundleId(), location);
+            } catch (Exception e) {
+                awaitResumed(vendor, 10_000);
+                abandonParked(vendor);
+                throw new IommuException(Errno.EIO, "updating the bundle of '" + vendor + "' failed: " + e, e);
+            }
+            if (!awaitResumed(vendor, 30_000)) {
+                abandonParked(vendor);
+                throw new IommuException(Errno.ETIMEDOUT, "no build of '" + vendor + "' resumed its instances in 30 s");
+            }
+            List<String> names = new ArrayList<>();
+            affected.keySet().forEach(i -> names.add(i.name()));
+            LOG.info("IOMMU backend '{}' updated live, {} instance(s) carried over", vendor, names.size());
+            return names;
+        }
+    }
+
+    /**
+     * Hands every instance over and parks it; if one refuses, those handed over already are
+     * resumed by the same build and the refusal is reported: nothing changed.
+     */
+    private void handOverAll(IommuBackend backend, Map<IommuInstance, Boolean> affected) throws IommuException {
+        Map<IommuInstance, Parked> done = new LinkedHashMap<>();
+        for (Map.Entry<IommuInstance, Boolean> e : affected.entrySet()) {
+            try {
+                Parked p = new Parked(backend.vendor(), e.getKey().handOver(), e.getValue());
+                done.put(e.getKey(), p);
+                synchronized (this) {
+                    parked.put(e.getKey(), p);
+                }
+            } catch (IommuException refused) {
+                done.forEach((instance, p) -> resume(backend, instance, p));
+                throw refused;
+            }
+        }
+    }
+
+    private synchronized boolean awaitResumed(String vendor, long timeoutMs) {
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        while (parked.values().stream().anyMatch(p -> p.vendor().equals(vendor))) {
+            long left = deadline - System.currentTimeMillis();
+            if (left <= 0) {
+                return false;
+            }
+            try {
+                wait(left);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** The update failed: instances no build resumed leave, as when their backend goes away. */
+    private void abandonParked(String vendor) {
+        List<IommuInstance> gone = new ArrayList<>();
+        synchronized (this) {
+            parked.entrySet().removeIf(e -> {
+                if (e.getValue().vendor().equals(vendor)) {
+                    gone.add(e.getKey());
+                    if (e.getValue().guest()) {
+                        guests.remove(e.getKey());
+                    } else {
+                        instances.remove(e.getKey().name());
+                    }
+                    return true;
+                }
+                return false;
+            });
+        }
+        for (IommuInstance instance : gone) {
+            retire(instance);
         }
     }
 

@@ -29,7 +29,8 @@ import org.osgi.service.component.annotations.Reference;
         "osgi.command.function=destroy",
         "osgi.command.function=list",
         "osgi.command.function=info",
-        "osgi.command.function=explain" })
+        "osgi.command.function=explain",
+        "osgi.command.function=update" })
 public final class IommuCommands {
     private final IommuRegistry registry;
 
@@ -67,6 +68,21 @@ public final class IommuCommands {
     @Descriptor("close and remove an IOMMU instance")
     public void destroy(@Descriptor("instance name") String name) throws IommuException {
         registry.destroy(name);
+    }
+
+    /**
+     * @param from the new build's URL, or empty for the bundle's own location
+     * @param vendor the backend's vendor id
+     * @throws IommuException ENODEV, EOPNOTSUPP, EIO, ETIMEDOUT as {@link IommuRegistry#liveUpdate}
+     */
+    @Descriptor("live update: replace a backend's bundle by a new build while its instances keep running; "
+            + "prints 'carried <instance>' for each instance handed over and resumed")
+    public void update(
+            @Descriptor("URL of the new build (default: the bundle's own location)") @Parameter(names = "--from", absentValue = "") String from,
+            @Descriptor("vendor id, see iommu:list") String vendor) throws IommuException {
+        for (String name : registry.liveUpdate(vendor, from.isEmpty() ? null : from)) {
+            System.out.println("carried " + name);
+        }
     }
 
     /** Lists backends and instances. */

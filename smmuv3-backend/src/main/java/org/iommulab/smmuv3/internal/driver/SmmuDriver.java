@@ -38,7 +38,9 @@ import org.iommulab.pgtable.FlushOps;
 import org.iommulab.pgtable.IoPageTable;
 import org.iommulab.pgtable.format.ArmGranule;
 import org.iommulab.pgtable.format.ArmStage2;
+import org.iommulab.pgtable.unit.ModeledInstance;
 import org.iommulab.pgtable.unit.PendingPageRequests;
+import org.iommulab.pgtable.unit.StateWords;
 import org.iommulab.smmuv3.internal.hw.SmmuHardware;
 
 /**
@@ -414,6 +416,12 @@ public final class SmmuDriver implements IommuDriver {
             freeQuietly(l2, L2_FRAMES);
         }
         l2Tables.clear();
+        // SVA bindings still in place: the unit is off, so their CD tables can go (they were leaked before).
+        for (Sva sva : svas.values()) {
+            freeQuietly(sva.table, sva.frames);
+        }
+        svas.clear();
+        asids.clear();
         if (wasLive) {
             freeQuietly(priq, priqFrames);
             freeQuietly(eventq, eventqFrames);
@@ -468,33 +476,41 @@ public final class SmmuDriver implements IommuDriver {
         if (id > max) {
             throw new IommuException(Errno.ENOSPC, "all " + max + " VMIDs are in use");
         }
-        SmmuDomain domain;
-        if (type == DomainType.UNMANAGED) {
-            int oas = Math.min(oasBits(), 48);
-            int ipaBits = oas; // the IPA range cannot exceed the output range
-            int t0sz = 64 - ipaBits;
-            int sl0 = ipaBits > 42 ? 2 : 1; // start level 0 for 48-bit IPAs, else level 1 (concatenated)
-            ArmStage2 format = ArmStage2.of(ArmGranule.G4K, t0sz, sl0, oas, false, false, false);
-            SmmuDomain[] box = new SmmuDomain[1];
-            IoPageTable table = IoPageTable.create(format, memory, frames, new FlushOps() {
-                @Override
-                public void flushLeaves(long iova, long size, long granule) throws IommuException {
-                    flushStage2(box[0], iova, size, true);
-                }
-
-                @Override
-                public void flushWalk(long iova, long size) throws IommuException {
-                    flushStage2(box[0], iova, size, false);
-                }
-            });
-            domain = new SmmuDomain(id, type, table, t0sz, sl0, idr5 & 7);
-            box[0] = domain;
-        } else {
-            domain = new SmmuDomain(id, type, null, 0, 0, 0);
-        }
+        SmmuDomain domain = newDomain(id, type, 0);
         ids.set(id);
         domains.put(id, domain);
         return domain;
+    }
+
+    /**
+     * A domain object: UNMANAGED ones are stage-2 domains with a new AArch64 stage-2 table or, with
+     * a non-zero {@code adoptRoot}, the one a previous build left at that address (live update).
+     */
+    private SmmuDomain newDomain(int id, DomainType type, long adoptRoot) throws IommuException {
+        if (type != DomainType.UNMANAGED) {
+            return new SmmuDomain(id, type, null, 0, 0, 0);
+        }
+        int oas = Math.min(oasBits(), 48);
+        int ipaBits = oas; // the IPA range cannot exceed the output range
+        int t0sz = 64 - ipaBits;
+        int sl0 = ipaBits > 42 ? 2 : 1; // start level 0 for 48-bit IPAs, else level 1 (concatenated)
+        ArmStage2 format = ArmStage2.of(ArmGranule.G4K, t0sz, sl0, oas, false, false, false);
+        SmmuDomain[] box = new SmmuDomain[1];
+        FlushOps flush = new FlushOps() {
+            @Override
+            public void flushLeaves(long iova, long size, long granule) throws IommuException {
+                flushStage2(box[0], iova, size, true);
+            }
+
+            @Override
+            public void flushWalk(long iova, long size) throws IommuException {
+                flushStage2(box[0], iova, size, false);
+            }
+        };
+        IoPageTable table = adoptRoot == 0 ? IoPageTable.create(format, memory, frames, flush)
+                : IoPageTable.adopt(format, memory, frames, flush, format.pageSizes(), adoptRoot);
+        box[0] = new SmmuDomain(id, type, table, t0sz, sl0, idr5 & 7);
+        return box[0];
     }
 
     @Override
@@ -856,6 +872,159 @@ public final class SmmuDriver implements IommuDriver {
     @Override
     public void removeFaultListener(FaultListener listener) {
         listeners.remove(listener);
+    }
+
+    // ---- live update -----------------------------------------------------------------------------
+
+    /** Version of the {@code drv.*} sections below. */
+    public static final int STATE_FORMAT = 1;
+
+    /**
+     * Records what this driver knows of the structures it built (sections {@code drv.main},
+     * {@code drv.domains}, {@code drv.streams}, {@code drv.pasid-tables}, {@code drv.svas},
+     * {@code drv.l2}, {@code drv.pending} and the frames it owns in {@code frames}), then lets the
+     * unit go without freeing or reprogramming anything.
+     *
+     * @param sections where the sections go
+     */
+    public synchronized void saveAndLetGo(Map<String, long[]> sections) {
+        synchronized (cmdqLock) {
+            StateWords owned = StateWords.writer();
+            sections.put("drv.main", StateWords.writer().put(live).put(strtab).put(strtabFrames).put(cmdq)
+                    .put(eventq).put(eventqFrames).put(priq).put(priqFrames).put(cmdProd).toArray());
+            if (live) {
+                owned.put(strtab).put(strtabFrames).put(cmdq).put(framesFor(16L << cmdqLog2)).put(eventq).put(eventqFrames);
+                if (priq != 0) {
+                    owned.put(priq).put(priqFrames);
+                }
+            }
+            StateWords ds = StateWords.writer();
+            for (SmmuDomain d : domains.values()) {
+                IoPageTable t = d.table();
+                ds.put(d.id()).put(d.type().ordinal()).put(t == null ? 0 : t.root()).put(d.nestedSids.size());
+                for (int sid : d.nestedSids) {
+                    ds.put(sid);
+                }
+                if (t != null) {
+                    for (long w : t.ownedFrames()) {
+                        owned.put(w);
+                    }
+                }
+            }
+            sections.put("drv.domains", ds.toArray());
+            StateWords ss = StateWords.writer();
+            streams.forEach((sid, d) -> ss.put(sid).put(d.id()));
+            sections.put("drv.streams", ss.toArray());
+            StateWords pt = StateWords.writer();
+            pasidTables.forEach((sid, c) -> pt.put(sid).put(c.basePtr()).put(c.pasidBits()).put(c.config()).put(c.s1fmt())
+                    .put(c.s1dss()));
+            sections.put("drv.pasid-tables", pt.toArray());
+            StateWords sv = StateWords.writer();
+            svas.forEach((sid, sva) -> {
+                sv.put(sid).put(sva.table).put(sva.frames).put(sva.cdMax).put(sva.asidBySsid.size());
+                sva.asidBySsid.forEach((ssid, asid) -> sv.put(ssid).put(asid));
+                owned.put(sva.table).put(sva.frames);
+            });
+            sections.put("drv.svas", sv.toArray());
+            StateWords l2 = StateWords.writer();
+            l2Tables.forEach((index, table) -> {
+                l2.put(index).put(table);
+                owned.put(table).put(L2_FRAMES);
+            });
+            sections.put("drv.l2", l2.toArray());
+            sections.put("drv.pending", pendingGroups.save());
+            sections.put(ModeledInstance.FRAMES, owned.toArray());
+            // Let go: no more interrupts or calls reach this object; the unit runs on untouched.
+            closed = true;
+            live = false;
+            hw.setEventInterrupt(null);
+            hw.setPriInterrupt(null);
+        }
+    }
+
+    /**
+     * A driver taking over the structures a previous build's driver left, as {@link #saveAndLetGo}
+     * recorded them, on a unit restored from the same state.
+     *
+     * @throws IommuException {@code EINVAL} if a section is missing, short or inconsistent
+     */
+    public static SmmuDriver restore(String name, SmmuHardware hw, PhysicalMemory memory, FrameAllocator frames,
+            Map<String, long[]> sections) throws IommuException {
+        SmmuDriver drv = new SmmuDriver(name, hw, memory, frames);
+        synchronized (drv) {
+            drv.restoreFrom(sections);
+        }
+        return drv;
+    }
+
+    private void restoreFrom(Map<String, long[]> sections) throws IommuException {
+        StateWords main = StateWords.reader(sections.getOrDefault("drv.main", new long[0]));
+        boolean wasLive = main.nextBoolean();
+        strtab = main.next();
+        strtabFrames = main.nextInt();
+        cmdq = main.next();
+        eventq = main.next();
+        eventqFrames = main.nextInt();
+        priq = main.next();
+        priqFrames = main.nextInt();
+        cmdProd = main.nextInt();
+        StateWords ds = StateWords.reader(sections.getOrDefault("drv.domains", new long[0]));
+        DomainType[] types = DomainType.values();
+        while (ds.hasNext()) {
+            int id = ds.nextInt();
+            int type = ds.nextInt();
+            long root = ds.next();
+            if (type < 0 || type >= types.length || (types[type] == DomainType.UNMANAGED) != (root != 0)) {
+                throw new IommuException(Errno.EINVAL, "saved domain " + id + " is inconsistent");
+            }
+            SmmuDomain d = newDomain(id, types[type], root);
+            for (int n = ds.nextInt(); n > 0; n--) {
+                d.nestedSids.add(ds.nextInt());
+            }
+            ids.set(id);
+            domains.put(id, d);
+        }
+        StateWords ss = StateWords.reader(sections.getOrDefault("drv.streams", new long[0]));
+        while (ss.hasNext()) {
+            int sid = ss.nextInt();
+            SmmuDomain d = domains.get(ss.nextInt());
+            if (d == null) {
+                throw new IommuException(Errno.EINVAL, "saved stream " + sid + " refers to a domain the state does not list");
+            }
+            streams.put(sid, d);
+        }
+        StateWords pt = StateWords.reader(sections.getOrDefault("drv.pasid-tables", new long[0]));
+        while (pt.hasNext()) {
+            pasidTables.put(pt.nextInt(), new PasidTableConfig(NestingInfo.FORMAT_ARM_SMMUV3, pt.next(), pt.nextInt(),
+                    pt.nextInt(), pt.nextInt(), pt.nextInt()));
+        }
+        StateWords sv = StateWords.reader(sections.getOrDefault("drv.svas", new long[0]));
+        while (sv.hasNext()) {
+            int sid = sv.nextInt();
+            Sva sva = new Sva(sv.next(), sv.nextInt(), sv.nextInt());
+            for (int n = sv.nextInt(); n > 0; n--) {
+                int ssid = sv.nextInt();
+                int asid = sv.nextInt();
+                sva.asidBySsid.put(ssid, asid);
+                asids.set(asid);
+            }
+            svas.put(sid, sva);
+        }
+        StateWords l2 = StateWords.reader(sections.getOrDefault("drv.l2", new long[0]));
+        while (l2.hasNext()) {
+            l2Tables.put(l2.nextInt(), l2.next());
+        }
+        pendingGroups.restore(sections.getOrDefault("drv.pending", new long[0]));
+        if (wasLive) {
+            hw.setEventInterrupt(events::interrupt);
+            hw.setPriInterrupt(pageRequests::interrupt);
+            live = true;
+        }
+    }
+
+    /** @return the live domains by id, for the instance's stable handles after a live update */
+    public synchronized Map<Integer, IommuDomain> domainsById() {
+        return new HashMap<>(domains);
     }
 
     // ---- stream table entries ----------------------------------------------------------------

@@ -28,6 +28,7 @@ import org.iommulab.api.translation.FaultKind;
 import org.iommulab.api.translation.Stage;
 import org.iommulab.api.translation.Translation;
 import org.iommulab.pgtable.unit.Registers;
+import org.iommulab.pgtable.unit.StateWords;
 import org.iommulab.pgtable.unit.UnitModel;
 
 /**
@@ -706,6 +707,86 @@ public final class SmmuHardware implements UnitModel {
         raiseGlobalError(GERROR_CMDQ_ERR);
     }
 
+    // ---- live update ---------------------------------------------------------------------------
+
+    /**
+     * Records the unit's registers, queue pointers, the page request groups devices wait on and
+     * the counters, for the next build to {@link #restore}. The STE, CD and TLB caches are not
+     * saved: the restored unit starts with them empty, which software must allow for anyway.
+     *
+     * @param sections where the sections go: {@code hw.regs}, {@code hw.pri}
+     */
+    public void save(Map<String, long[]> sections) {
+        lock.lock();
+        try {
+            sections.put("hw.regs", StateWords.writer().put(smmuEnabled).put(bypassAbort).put(strtabBase).put(strtabCfg)
+                    .put(cr0).put(cr1).put(cr2).put(gbpa).put(irqCtrl).put(gerror).put(gerrorn).put(cmdqBase)
+                    .put(cmdqProd).put(cmdqCons).put(eventqBase).put(eventqProd).put(eventqCons).put(priqBase)
+                    .put(priqProd).put(priqCons).put(pageRequests).put(pageRequestOverflows).put(translations.sum())
+                    .put(faults.sum()).put(eventsRecorded).put(eventsDropped).put(eventsDiscarded).put(eventInterrupts)
+                    .put(commands).put(commandErrors).put(syncs).put(syncInterrupts).put(globalErrors).toArray());
+            StateWords pri = StateWords.writer();
+            priGroups.forEach((k, v) -> pri.put(k).put(v));
+            sections.put("hw.pri", pri.toArray());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Takes over the state {@link #save} recorded, on a unit just built with the same
+     * configuration over the same memory.
+     *
+     * @throws IommuException {@code EINVAL} if a section is missing or short
+     */
+    public void restore(Map<String, long[]> sections) throws IommuException {
+        lock.lock();
+        try {
+            StateWords r = StateWords.reader(sections.getOrDefault("hw.regs", new long[0]));
+            boolean enabled = r.nextBoolean();
+            bypassAbort = r.nextBoolean();
+            strtabBase = r.next();
+            strtabCfg = r.nextInt();
+            cr0 = r.nextInt();
+            cr1 = r.nextInt();
+            cr2 = r.nextInt();
+            gbpa = r.nextInt();
+            irqCtrl = r.nextInt();
+            gerror = r.nextInt();
+            gerrorn = r.nextInt();
+            cmdqBase = r.next();
+            cmdqProd = r.nextInt();
+            cmdqCons = r.nextInt();
+            eventqBase = r.next();
+            eventqProd = r.nextInt();
+            eventqCons = r.nextInt();
+            priqBase = r.next();
+            priqProd = r.nextInt();
+            priqCons = r.nextInt();
+            pageRequests = r.next();
+            pageRequestOverflows = r.next();
+            translations.add(r.next());
+            faults.add(r.next());
+            eventsRecorded = r.next();
+            eventsDropped = r.next();
+            eventsDiscarded = r.next();
+            eventInterrupts = r.next();
+            commands = r.next();
+            commandErrors = r.next();
+            syncs = r.next();
+            syncInterrupts = r.next();
+            globalErrors = r.next();
+            StateWords pri = StateWords.reader(sections.getOrDefault("hw.pri", new long[0]));
+            priGroups.clear();
+            while (pri.hasNext()) {
+                priGroups.put(pri.next(), pri.nextInt());
+            }
+            smmuEnabled = enabled; // last: translation resumes with everything in place
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** The VMM's trap of a virtual SMMU, or null. */
     private volatile GuestIommuListener guestListener;
 
@@ -796,6 +877,11 @@ public final class SmmuHardware implements UnitModel {
         int vmid = (int) (d0 >>> 32) & (config.vmid16 ? 0xffff : 0xff);
         int asid = (int) (d0 >>> 48) & (config.asid16 ? 0xffff : 0xff);
         boolean leaf = (d1 & 1) != 0;
+        if (op >= 0x01 && op <= 0x06 && (d0 & (1L << 10)) != 0) {
+            // §4.1.6: SSec (bit 10) == 1 on the Non-secure Command queue is ILLEGAL, whether or not
+            // Secure state is implemented (CMD_PREFETCH_*, CMD_CFGI_STE(_RANGE), CMD_CFGI_CD(_ALL)).
+            return CERROR_ILL;
+        }
         switch (op) {
             case 0x01: // CMD_PREFETCH_CONFIG
             case 0x02: // CMD_PREFETCH_ADDR
@@ -821,12 +907,18 @@ public final class SmmuHardware implements UnitModel {
                 return CERROR_NONE;
             }
             case 0x05: { // CMD_CFGI_CD
+                if (!config.stage1) {
+                    return CERROR_ILL; // §4.3.3: CERROR_ILL when stage 1 is not implemented
+                }
                 long key = (sid << 20) | ((d0 >>> 12) & 0xfffff);
                 translator.cdCache.invalidateKeys(k -> k == key);
                 report(() -> CacheInvalidation.pasid(Set.of(CacheType.PASID), (int) (d0 >>> 12) & 0xfffff, -1));
                 return CERROR_NONE;
             }
             case 0x06: // CMD_CFGI_CD_ALL
+                if (!config.stage1) {
+                    return CERROR_ILL; // §4.3.4: CERROR_ILL when stage 1 is not implemented
+                }
                 translator.cdCache.invalidateKeys(k -> (k >>> 20) == sid);
                 report(() -> CacheInvalidation.domain(Set.of(CacheType.PASID)));
                 return CERROR_NONE;
@@ -938,7 +1030,8 @@ public final class SmmuHardware implements UnitModel {
         syncs++;
         if (cs == 1) {
             syncInterrupts++;
-            long msiAddress = d1 & 0x000f_ffff_ffff_fffcL;
+            // MSIAddress[51:2]; §3.4.3 (6): an MSI address beyond the OAS is truncated to the OAS.
+            long msiAddress = d1 & 0x000f_ffff_ffff_fffcL & ((1L << config.oas) - 1);
             if (msiAddress != 0) {
                 try {
                     memory.write32(msiAddress, (int) (d0 >>> 32));

@@ -48,10 +48,15 @@ final class SmmuTranslator {
     private static final int CD_R = 1 << 13;
     private static final int CD_A = 1 << 14;
     private static final int STE_S2R = 1 << 26;
+    /** CD.S (bit 44), STE.S2S (bit 185), STE.S1STALLD (bit 91, in the third word). */
+    private static final int CD_S = 1 << 12;
+    private static final int STE_S2S = 1 << 25;
+    private static final int STE_S1STALLD = 1 << 27;
     static final long KEY_MASK = 0x00ff_ffff_ffff_ffffL;
     private static final long ADDR_51_6 = 0x000f_ffff_ffff_ffc0L;
-    private static final long ADDR_51_12 = 0x000f_ffff_ffff_f000L;
     private static final long ADDR_51_4 = 0x000f_ffff_ffff_fff0L;
+    private static final long ADDR_55_6 = 0x00ff_ffff_ffff_ffc0L;
+    private static final long ADDR_55_12 = 0x00ff_ffff_ffff_f000L;
 
     private final PhysicalMemory memory;
     private final SmmuConfig config;
@@ -70,6 +75,13 @@ final class SmmuTranslator {
         final long[] cd = new long[4];
         final WalkResult walk = new WalkResult();
         final TlbHit hit = new TlbHit();
+        /**
+         * The TLB's invalidation generation as the transaction began, before the STE and CD were
+         * fetched: a walk result is cached only if no invalidation ran since. Read any later, a walk
+         * that used a CD from before a CFGI_CD + TLBI_NH_ASID could cache an entry under an ASID
+         * that software has since freed and given to another CD.
+         */
+        long tlbGeneration;
         /** The event to record, or {@code null}. */
         SmmuEvent event;
         /** {@code false} when CD.R or STE.S2R says the fault is not recorded (§5.4, §5.2). */
@@ -128,12 +140,34 @@ final class SmmuTranslator {
      */
     boolean translate(long strtabBase, int strtabCfg, int sid, int ssid, long address, int access, boolean update,
             Translation out, Scratch s) {
+        for (int attempt = 0;; attempt++) {
+            long steGeneration = steCache.generation();
+            long cdGeneration = cdCache.generation();
+            boolean ok = translateOnce(strtabBase, strtabCfg, sid, ssid, address, access, update, out, s);
+            // CMD_SYNC completes only once transactions that may have used invalidated state have
+            // completed (§4.6.3 CMD_SYNC). A model transaction is not atomic with an invalidation,
+            // so one that overlapped any invalidation starts again: otherwise a CD fetched before
+            // a CFGI_CD could, after the TLBI_NH_ASID that freed its ASID, hit entries cached
+            // under that ASID by its next owner. Bounded so an invalidation storm cannot starve it.
+            if (!update || attempt == MAX_RESTARTS || (tlb.generation() == s.tlbGeneration
+                    && steCache.generation() == steGeneration && cdCache.generation() == cdGeneration)) {
+                return ok;
+            }
+        }
+    }
+
+    /** Restarts of one transaction that overlapped invalidations, at most. */
+    private static final int MAX_RESTARTS = 16;
+
+    private boolean translateOnce(long strtabBase, int strtabCfg, int sid, int ssid, long address, int access,
+            boolean update, Translation out, Scratch s) {
         s.event = null;
         s.record = true;
         s.s2 = false;
         s.eventClass = 0;
         s.address2 = 0;
         s.walk.clear();
+        s.tlbGeneration = tlb.generation();
         if (!streamTableEntry(strtabBase, strtabCfg, sid, s, out)) {
             return false;
         }
@@ -166,6 +200,9 @@ final class SmmuTranslator {
             int w5 = word(s.ste, 5);
             s2f = s2Format(w5);
             s2ttb = (((long) word(s.ste, 7) << 32) | (word(s.ste, 6) & 0xffff_ffffL)) & ADDR_51_4;
+            // §5.2 S2TTB: bits below the alignment of the (concatenated) starting-level table are
+            // treated as zero ("the SMMU effectively aligns the value in this field before use").
+            s2ttb &= -(8L << s2f.indexBits(0));
         }
         if (!s1) {
             if (hasSsid) {
@@ -177,7 +214,7 @@ final class SmmuTranslator {
             return walk(null, 0, s2f, s2ttb, vmid, S2_ONLY, address, address, access, update, out, s);
         }
         int w1 = word(s.ste, 1);
-        int cdMax = (w1 >>> 27) & 0x1f;
+        int cdMax = cdMax(w1);
         int s1dss = word(s.ste, 2) & 3;
         if (s1dss == 3) {
             s1dss = 0; // reserved, behaves as 0b00
@@ -231,6 +268,7 @@ final class SmmuTranslator {
         }
         ArmStage1 s1f = s1Format(c0, c1, upper);
         long ttb = (((long) word(s.cd, upper ? 5 : 3) << 32) | (word(s.cd, upper ? 4 : 2) & 0xffff_ffffL)) & ADDR_51_4;
+        ttb &= -(8L << s1f.indexBits(0)); // §5.4 CD.TTB0/TTB1: aligned to the starting-level table, as S2TTB
         int asid = (c1 >>> 16) & (config.asid16 ? 0xffff : 0xff);
         long walkAddress = a & ((1L << inputBits) - 1);
         return walk(s1f, ttb, s2f, s2ttb, vmid, asid, a & KEY_MASK, walkAddress, access, update, out, s);
@@ -246,7 +284,7 @@ final class SmmuTranslator {
             out.success(s.hit.outputAddress(), s.hit.pageShift(), Perm.toAccess(s.hit.permissions()));
             return true;
         }
-        long generation = tlb.generation();
+        long generation = s.tlbGeneration;
         WalkResult w = s.walk;
         boolean ok;
         if (s1f == null) {
@@ -376,7 +414,9 @@ final class SmmuTranslator {
             if ((low >>> (span - 1)) != 0) {
                 return fail(s, out, SmmuEvent.C_BAD_STREAMID);
             }
-            steAddress = (desc & ADDR_51_6) + low * 64;
+            // §5.1 L1STD.L2Ptr: bits [N:0], N = 5 + (Span - 1), are taken as zero, so the level-2
+            // array is aligned to its size.
+            steAddress = (desc & ADDR_51_6 & -(1L << (span + 5))) + low * 64;
         }
         try {
             for (int i = 0; i < 8; i++) {
@@ -401,9 +441,23 @@ final class SmmuTranslator {
         String[] configs = {"abort", "abort", "abort", "abort", "bypass", "stage 1", "stage 2", "nested"};
         return String.format("V %d, %s, S1Fmt %d, S1ContextPtr 0x%x, S1CDMax %d, S1DSS %d, VMID %d, S2 0x%08x, S2TTB 0x%x",
                 w0 & 1, configs[(w0 >>> 1) & 7], (w0 >>> 4) & 3,
-                ((((long) word(ste, 1) & 0xfffff) << 32) | (w0 & 0xffff_ffffL)) & ADDR_51_6, (word(ste, 1) >>> 27) & 0x1f,
+                contextPointer(ste), (word(ste, 1) >>> 27) & 0x1f,
                 word(ste, 2) & 3, word(ste, 4) & 0xffff, word(ste, 5),
                 ((((long) word(ste, 7) & 0xfffff) << 32) | (word(ste, 6) & 0xffff_ffffL)) & ADDR_51_4);
+    }
+
+    /**
+     * STE.S1CDMax from the STE's second word: IGNORED, so 0 (one CD, no substreams), when the unit
+     * has no substreams (§5.2 S1CDMax: "If SMMU_IDR1.SSIDSIZE == 0, this field is IGNORED"; §5.2.2
+     * checks it against SSIDSIZE only when SSIDSIZE != 0).
+     */
+    private int cdMax(int w1) {
+        return config.ssidSize == 0 ? 0 : (w1 >>> 27) & 0x1f;
+    }
+
+    /** @return STE.S1ContextPtr, bits 55:6 (§5.2; bits above the OAS make a stage-1-only STE ILLEGAL) */
+    private static long contextPointer(long[] ste) {
+        return ((((long) word(ste, 1) & 0xff_ffff) << 32) | (word(ste, 0) & 0xffff_ffffL)) & ADDR_55_6;
     }
 
     /** §5.2: the checks that make an STE ILLEGAL (C_BAD_STE). */
@@ -421,18 +475,39 @@ final class SmmuTranslator {
         if ((s1 && !config.stage1) || (s2 && !config.stage2)) {
             return false;
         }
+        if (config.stage2 && !config.vmid16 && ((word(ste, 4) >>> 8) & 0xff) != 0) {
+            return false; // §5.2 S2VMID: bits 15:8 != 0 with 8-bit VMIDs (IDR0.VMID16 0), when not IGNORED
+        }
+        int w2 = word(ste, 2);
+        boolean s2s = (word(ste, 5) & STE_S2S) != 0;
+        int eats = (w2 >>> 28) & 3;
+        if (config.ats && ((eats == 2 && (cfg != 7 || s2s)) || (eats == 1 && s2 && s2s))) {
+            // §5.2 EATS (IGNORED without IDR0.ATS or with Config[1:0] == 0b00): split-stage ATS (0b10)
+            // needs Config 0b111 and S2S == 0 (IDR0.NS1ATS is 0); full ATS (0b01) needs S2S == 0
+            // when stage 2 translates.
+            return false;
+        }
         if (s1) {
             int s1fmt = (w0 >>> 4) & 3;
-            int cdMax = (word(ste, 1) >>> 27) & 0x1f;
+            int cdMax = cdMax(word(ste, 1));
             // S1Fmt is IGNORED when S1CDMax is 0 and 0b11 behaves as 0b00 (§5.2); S1DSS 0b11 behaves as 0b00.
             if ((cdMax > 0 && (s1fmt == 1 || s1fmt == 2) && !config.twoLevelCd) || cdMax > config.ssidSize) {
                 return false;
+            }
+            if ((w2 & STE_S1STALLD) != 0) {
+                return false; // §5.2 S1STALLD, §5.5: ILLEGAL when IDR0.STALL_MODEL != 0b00 (here 0b01)
+            }
+            if (!s2 && (contextPointer(ste) >>> config.oas) != 0) {
+                return false; // §3.4.3 (1): a stage-1-only S1ContextPtr beyond the OAS is C_BAD_STE (v3.1 on)
             }
         }
         if (s2) {
             int w5 = word(ste, 5);
             if ((w5 & (1 << 19)) == 0 || (w5 & (1 << 20)) != 0) {
                 return false; // S2AA64 = 0 (AArch32 tables) or S2ENDI = 1 (big endian) unsupported
+            }
+            if (s2s) {
+                return false; // §5.5: S2S == 1 is ILLEGAL with IDR0.STALL_MODEL 0b01 (no stalls)
             }
             long s2ttb = (((long) word(ste, 7) << 32) | (word(ste, 6) & 0xffff_ffffL)) & ADDR_51_4;
             if ((s2ttb >>> config.addressBits(Math.min((w5 >>> 16) & 7, 6))) != 0) {
@@ -470,15 +545,18 @@ final class SmmuTranslator {
         }
         long generation = cdCache.generation();
         int w0 = word(s.ste, 0);
-        long ctxPtr = ((((long) word(s.ste, 1) & 0xfffff) << 32) | (w0 & 0xffff_ffffL)) & ADDR_51_6;
-        int cdMax = (word(s.ste, 1) >>> 27) & 0x1f;
+        long ctxPtr = contextPointer(s.ste);
+        int cdMax = cdMax(word(s.ste, 1));
         int s1fmt = cdMax == 0 ? 0 : (w0 >>> 4) & 3; // IGNORED for a single CD; 0b11 behaves as 0b00
         long cdAddress;
         if (s1fmt == 0 || s1fmt == 3) {
-            cdAddress = ctxPtr + 64L * cdIndex;
+            // §5.2 S1Fmt 0b00: the table is aligned to its size; S1ContextPtr[S1CDMax + 5:6] are RES0
+            // and taken as zero (adding them could fetch from beyond the table).
+            cdAddress = (ctxPtr & -(64L << cdMax)) + 64L * cdIndex;
         } else {
             int l2shift = s1fmt == 1 ? 6 : 10;
-            long l1 = ctxPtr + 8L * (cdIndex >>> l2shift);
+            // §5.2 S1Fmt 0b01/0b10: the L1 table is aligned to its size, or 64 bytes.
+            long l1 = (ctxPtr & -Math.max(64L, 8L << Math.max(0, cdMax - l2shift))) + 8L * (cdIndex >>> l2shift);
             if (!stage2Fetch(s2f, s2ttb, l1, update, s, out)) {
                 return false;
             }
@@ -489,11 +567,20 @@ final class SmmuTranslator {
                 s.address2 = s.fetched;
                 return fail(s, out, SmmuEvent.F_CD_FETCH);
             }
-            s.note("L1CD", s.fetched, desc, (desc & 1) == 0 ? "invalid" : String.format("L2 CD table 0x%x", desc & ADDR_51_12));
+            s.note("L1CD", s.fetched, desc, (desc & 1) == 0 ? "invalid" : String.format("L2 CD table 0x%x", desc & ADDR_55_12));
             if ((desc & 1) == 0) {
                 return fail(s, out, SmmuEvent.C_BAD_SUBSTREAMID);
             }
-            cdAddress = (desc & ADDR_51_12) + 64L * (cdIndex & ((1 << l2shift) - 1));
+            long l2 = desc & ADDR_55_12;
+            if (s2f == null && (l2 >>> config.oas) != 0) {
+                // §3.4.3 (3): an L1CD.L2Ptr PA beyond the OAS is C_BAD_SUBSTREAMID in SMMUv3.1 and
+                // later (nested, the IPA goes to stage 2 untruncated and faults there).
+                return fail(s, out, SmmuEvent.C_BAD_SUBSTREAMID);
+            }
+            cdAddress = l2 + 64L * (cdIndex & ((1 << l2shift) - 1));
+        }
+        if (s2f == null && (cdAddress >>> config.oas) != 0) {
+            return fail(s, out, SmmuEvent.C_BAD_STE); // §3.4.3 (1): a CD address beyond the OAS
         }
         if (!stage2Fetch(s2f, s2ttb, cdAddress, update, s, out)) {
             return false;
@@ -526,11 +613,20 @@ final class SmmuTranslator {
     private boolean validCd(long[] cd) {
         int c0 = word(cd, 0);
         int c1 = word(cd, 1);
-        if ((c0 & (1 << 31)) == 0 || (c1 & (1 << 9)) == 0 || (c0 & (1 << 15)) != 0) {
-            return false; // V = 0, AA64 = 0 (AArch32 tables) or ENDI = 1 (big endian)
+        boolean bothDisabled = (c0 & (1 << 14)) != 0 && (c0 & (1 << 30)) != 0;
+        if ((c0 & (1 << 31)) == 0 || (c1 & (1 << 9)) == 0 || ((c0 & (1 << 15)) != 0 && !bothDisabled)) {
+            // V = 0, AA64 = 0 (AArch32 tables) or ENDI = 1 (big endian); §5.4 ENDI is IGNORED when
+            // both EPD0 and EPD1 are set.
+            return false;
         }
         if ((c1 & CD_A) == 0) {
             return false; // IDR0.TERM_MODEL 1: terminated transactions always abort, A = 0 is ILLEGAL
+        }
+        if ((c1 & CD_S) != 0) {
+            return false; // §5.5: CD.S == 1 is ILLEGAL with IDR0.STALL_MODEL 0b01 (no stalls)
+        }
+        if (!config.asid16 && (c1 >>> 24) != 0) {
+            return false; // §5.4.2 CdIllegal(): ASID[15:8] != 0 with 8-bit ASIDs (IDR0.ASID16 0)
         }
         int ipsBits = config.addressBits(Math.min(c1 & 7, 6));
         if (((c0 & (1 << 14)) == 0 && ((cd[1] & ADDR_51_4) >>> ipsBits) != 0)
@@ -606,6 +702,18 @@ final class SmmuTranslator {
         int tg = (w5 >>> 14) & 3; // 0 4K, 1 64K, 2 16K
         int g = tg == 0 ? 0 : tg == 1 ? 2 : tg == 2 ? 1 : 3;
         if (g == 3) {
+            return null;
+        }
+        if (t0sz < 64 - config.oas) {
+            // §5.2 S2T0SZ: the minimum is MAX(16, 64 - IAS), and IAS is the OAS with AArch64 tables
+            // only (§3.4); out of range is ILLEGAL from SMMUv3.1 on.
+            return null;
+        }
+        if (sl0 == 3 || (sl0 == 2 && config.oas < (g == 1 ? 42 : 44))) {
+            // §5.2 S2SL0 follows VTCR_EL2.SL0 (Arm ARM AArch64.S2InvalidSL): 0b11 needs FEAT_TTST
+            // (4K) or 52-bit addresses (16K), neither implemented (IDR3.STT, IDR5.DS are 0), and is
+            // reserved for 64K; 0b10 (a start at level 0 for 4K, level 1 for 16K and 64K) needs a
+            // physical address size of at least 44 bits (42 for 16K). Inconsistent: ILLEGAL.
             return null;
         }
         int ps = Math.min((w5 >>> 16) & 7, 6);

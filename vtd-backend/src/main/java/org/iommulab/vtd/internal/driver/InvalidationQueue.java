@@ -4,6 +4,7 @@ import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.memory.FrameAllocator;
 import org.iommulab.api.memory.PhysicalMemory;
+import org.iommulab.pgtable.unit.StateWords;
 import org.iommulab.vtd.internal.hw.VtdHardware;
 
 /**
@@ -37,6 +38,26 @@ final class InvalidationQueue {
             frames.freeFrames(base, 1);
             throw e;
         }
+    }
+
+    private InvalidationQueue(VtdHardware hw, PhysicalMemory memory, long base, long status, int tail, int sequence) {
+        this.hw = hw;
+        this.memory = memory;
+        this.base = base;
+        this.status = status;
+        this.tail = tail;
+        this.sequence = sequence;
+    }
+
+    /** Records the queue's frames and position; lists the frames in {@code owned} as (address, count). */
+    synchronized void save(StateWords out, StateWords owned) {
+        out.put(base).put(status).put(tail).put(sequence);
+        owned.put(base).put(1).put(status).put(1);
+    }
+
+    /** The queue a previous build's driver left, where {@link #save} recorded it; IQA already points there. */
+    static InvalidationQueue restore(VtdHardware hw, PhysicalMemory memory, StateWords in) throws IommuException {
+        return new InvalidationQueue(hw, memory, in.next(), in.next(), in.nextInt(), in.nextInt());
     }
 
     /** Programs IQA (QS = 0: 256 descriptors of 128 bits) and resets the tail; QI must be off. */

@@ -33,7 +33,9 @@ import org.iommulab.api.translation.Stage;
 import org.iommulab.pgtable.FlushOps;
 import org.iommulab.pgtable.IoPageTable;
 import org.iommulab.pgtable.format.VtdSecondStage;
+import org.iommulab.pgtable.unit.ModeledInstance;
 import org.iommulab.pgtable.unit.PendingPageRequests;
+import org.iommulab.pgtable.unit.StateWords;
 import org.iommulab.vtd.internal.hw.VtdHardware;
 
 /**
@@ -210,41 +212,49 @@ public final class VtdDriver implements IommuDriver {
         if (did > 0xffff) {
             throw new IommuException(Errno.ENOSPC, "all 65535 domain ids are in use");
         }
-        VtdDomain domain;
-        if (type == DomainType.UNMANAGED) {
-            boolean firstStage = hw.config().firstStageDomains();
-            int haw = Integer.parseInt(hw.config().values().get("haw"));
-            int aw;
-            org.iommulab.pgtable.PageTableFormat format;
-            if (firstStage) {
-                aw = 0; // FLPM 0: 4-level, 48-bit IOVAs
-                format = org.iommulab.pgtable.format.X86FirstStage.of(4, haw, (hw.cap() & (1L << 56)) != 0, true, true);
-            } else {
-                aw = hw.config().values().get("mgaw").equals("39") ? 1 : 2;
-                format = VtdSecondStage.of(aw, haw, (hw.cap() & (1L << 34)) != 0, (hw.cap() & (1L << 35)) != 0, false, false);
-            }
-            // First-stage entries are cached per PASID: flush RID_PASID (0) with PASID-based invalidations.
-            int flushPasid = firstStage ? 0 : Pasids.NO_PASID;
-            VtdDomain[] box = new VtdDomain[1];
-            IoPageTable table = IoPageTable.create(format, memory, frames, new FlushOps() {
-                @Override
-                public void flushLeaves(long iova, long size, long granule) throws IommuException {
-                    flushParent(box[0], flushPasid, iova, size, true);
-                }
-
-                @Override
-                public void flushWalk(long iova, long size) throws IommuException {
-                    flushParent(box[0], flushPasid, iova, size, false);
-                }
-            });
-            domain = new VtdDomain(did, type, table, aw, firstStage);
-            box[0] = domain;
-        } else {
-            domain = new VtdDomain(did, type, null, 0, false);
-        }
+        VtdDomain domain = newDomain(did, type, 0);
         dids.set(did);
         domains.put(did, domain);
         return domain;
+    }
+
+    /**
+     * A domain object: UNMANAGED ones get a page table in the unit's format, a new one or, with a
+     * non-zero {@code adoptRoot}, the one a previous build left at that address (live update).
+     */
+    private VtdDomain newDomain(int did, DomainType type, long adoptRoot) throws IommuException {
+        if (type != DomainType.UNMANAGED) {
+            return new VtdDomain(did, type, null, 0, false);
+        }
+        boolean firstStage = hw.config().firstStageDomains();
+        int haw = Integer.parseInt(hw.config().values().get("haw"));
+        int aw;
+        org.iommulab.pgtable.PageTableFormat format;
+        if (firstStage) {
+            aw = 0; // FLPM 0: 4-level, 48-bit IOVAs
+            format = org.iommulab.pgtable.format.X86FirstStage.of(4, haw, (hw.cap() & (1L << 56)) != 0, true, true);
+        } else {
+            aw = hw.config().values().get("mgaw").equals("39") ? 1 : 2;
+            format = VtdSecondStage.of(aw, haw, (hw.cap() & (1L << 34)) != 0, (hw.cap() & (1L << 35)) != 0, false, false);
+        }
+        // First-stage entries are cached per PASID: flush RID_PASID (0) with PASID-based invalidations.
+        int flushPasid = firstStage ? 0 : Pasids.NO_PASID;
+        VtdDomain[] box = new VtdDomain[1];
+        FlushOps flush = new FlushOps() {
+            @Override
+            public void flushLeaves(long iova, long size, long granule) throws IommuException {
+                flushParent(box[0], flushPasid, iova, size, true);
+            }
+
+            @Override
+            public void flushWalk(long iova, long size) throws IommuException {
+                flushParent(box[0], flushPasid, iova, size, false);
+            }
+        };
+        IoPageTable table = adoptRoot == 0 ? IoPageTable.create(format, memory, frames, flush)
+                : IoPageTable.adopt(format, memory, frames, flush, format.pageSizes(), adoptRoot);
+        box[0] = new VtdDomain(did, type, table, aw, firstStage);
+        return box[0];
     }
 
     @Override
@@ -794,6 +804,165 @@ public final class VtdDriver implements IommuDriver {
         pageRequestQueue = 0;
         pendingGroups.clear();
         queue = null;
+    }
+
+    // ---- live update -----------------------------------------------------------------------------
+
+    /** Version of the {@code drv.*} sections below. */
+    public static final int STATE_FORMAT = 1;
+
+    /**
+     * Records what this driver knows of the structures it built (sections {@code drv.main},
+     * {@code drv.domains}, {@code drv.contexts}, {@code drv.devices}, {@code drv.pending} and the
+     * frames it owns in {@code frames}), then lets the unit go without freeing or reprogramming
+     * anything: the unit keeps translating from the same tables for the next build's driver.
+     *
+     * @param sections where the sections go
+     */
+    public synchronized void saveAndLetGo(Map<String, long[]> sections) {
+        StateWords owned = StateWords.writer();
+        StateWords main = StateWords.writer().put(queue != null).put(rootTable).put(pageRequestQueue);
+        if (queue != null) {
+            queue.save(main, owned);
+            owned.put(rootTable).put(1);
+            if (pageRequestQueue != 0) {
+                owned.put(pageRequestQueue).put(1);
+            }
+        }
+        StateWords ds = StateWords.writer();
+        for (VtdDomain d : domains.values()) {
+            IoPageTable t = d.table();
+            ds.put(d.did()).put(d.type().ordinal()).put(t == null ? 0 : t.root()).put(d.nestedPasids.size());
+            for (int pasid : d.nestedPasids) {
+                ds.put(pasid);
+            }
+            if (t != null) {
+                for (long w : t.ownedFrames()) {
+                    owned.put(w);
+                }
+            }
+        }
+        StateWords cs = StateWords.writer();
+        contextTables.forEach((bus, halves) -> {
+            cs.put(bus).put(halves[0]).put(halves[1]);
+            for (long half : halves) {
+                if (half != 0) {
+                    owned.put(half).put(1);
+                }
+            }
+        });
+        StateWords devs = StateWords.writer();
+        for (Device dev : devices.values()) {
+            devs.put(dev.sid).put(dev.domain == null ? 0 : dev.domain.did()).put(dev.directory);
+            owned.put(dev.directory).put(DIR_FRAMES);
+            devs.put(dev.pasidTables.size());
+            dev.pasidTables.forEach((index, table) -> {
+                devs.put(index).put(table);
+                owned.put(table).put(1);
+            });
+            devs.put(dev.boundPasids.size());
+            dev.boundPasids.forEach((pasid, set) -> devs.put(pasid).put(set).put(dev.boundParents.get(pasid).did()));
+            devs.put(dev.auxPasids.size());
+            dev.auxPasids.forEach((pasid, d) -> devs.put(pasid).put(d.did()));
+            devs.put(dev.firstStagePasids.size());
+            dev.firstStagePasids.forEach((pasid, did) -> devs.put(pasid).put(did));
+        }
+        sections.put("drv.main", main.toArray());
+        sections.put("drv.domains", ds.toArray());
+        sections.put("drv.contexts", cs.toArray());
+        sections.put("drv.devices", devs.toArray());
+        sections.put("drv.pending", pendingGroups.save());
+        sections.put(ModeledInstance.FRAMES, owned.toArray());
+        // Let go: this object answers no more calls and takes no more interrupts; nothing is freed.
+        closed = true;
+        hw.setFaultInterrupt(null);
+        hw.setPageRequestInterrupt(null);
+    }
+
+    /**
+     * A driver taking over the structures a previous build's driver left, as {@link #saveAndLetGo}
+     * recorded them, on a unit restored from the same state.
+     *
+     * @throws IommuException {@code EINVAL} if a section is missing, short or inconsistent
+     */
+    public static VtdDriver restore(String name, VtdHardware hw, PhysicalMemory memory, FrameAllocator frames,
+            Map<String, long[]> sections) throws IommuException {
+        VtdDriver drv = new VtdDriver(name, hw, memory, frames);
+        synchronized (drv) {
+            drv.restoreFrom(sections);
+        }
+        return drv;
+    }
+
+    private void restoreFrom(Map<String, long[]> sections) throws IommuException {
+        StateWords main = StateWords.reader(sections.getOrDefault("drv.main", new long[0]));
+        boolean started = main.nextBoolean();
+        rootTable = main.next();
+        pageRequestQueue = main.next();
+        if (started) {
+            queue = InvalidationQueue.restore(hw, memory, main);
+        }
+        StateWords ds = StateWords.reader(sections.getOrDefault("drv.domains", new long[0]));
+        DomainType[] types = DomainType.values();
+        while (ds.hasNext()) {
+            int did = ds.nextInt();
+            int type = ds.nextInt();
+            long root = ds.next();
+            if (type < 0 || type >= types.length || (types[type] == DomainType.UNMANAGED) != (root != 0)) {
+                throw new IommuException(Errno.EINVAL, "saved domain " + did + " is inconsistent");
+            }
+            VtdDomain d = newDomain(did, types[type], root);
+            for (int n = ds.nextInt(); n > 0; n--) {
+                d.nestedPasids.add(ds.nextInt());
+            }
+            dids.set(did);
+            domains.put(did, d);
+        }
+        StateWords cs = StateWords.reader(sections.getOrDefault("drv.contexts", new long[0]));
+        while (cs.hasNext()) {
+            contextTables.put(cs.nextInt(), new long[] {cs.next(), cs.next()});
+        }
+        StateWords devs = StateWords.reader(sections.getOrDefault("drv.devices", new long[0]));
+        while (devs.hasNext()) {
+            int sid = devs.nextInt();
+            int did = devs.nextInt();
+            Device dev = new Device(sid, did == 0 ? null : savedDomain(did), devs.next());
+            for (int n = devs.nextInt(); n > 0; n--) {
+                dev.pasidTables.put(devs.nextInt(), devs.next());
+            }
+            for (int n = devs.nextInt(); n > 0; n--) {
+                int pasid = devs.nextInt();
+                dev.boundPasids.put(pasid, devs.nextInt());
+                dev.boundParents.put(pasid, savedDomain(devs.nextInt()));
+            }
+            for (int n = devs.nextInt(); n > 0; n--) {
+                dev.auxPasids.put(devs.nextInt(), savedDomain(devs.nextInt()));
+            }
+            for (int n = devs.nextInt(); n > 0; n--) {
+                dev.firstStagePasids.put(devs.nextInt(), devs.nextInt());
+            }
+            devices.put(sid, dev);
+        }
+        pendingGroups.restore(sections.getOrDefault("drv.pending", new long[0]));
+        if (started) {
+            hw.setFaultInterrupt(this::faultInterrupt);
+            if (pageRequestQueue != 0) {
+                hw.setPageRequestInterrupt(this::pageRequestInterrupt);
+            }
+        }
+    }
+
+    private VtdDomain savedDomain(int did) throws IommuException {
+        VtdDomain d = domains.get(did);
+        if (d == null) {
+            throw new IommuException(Errno.EINVAL, "saved state refers to domain " + did + ", which it does not list");
+        }
+        return d;
+    }
+
+    /** @return the live domains by id, for the instance's stable handles after a live update */
+    public synchronized Map<Integer, IommuDomain> domainsById() {
+        return new HashMap<>(domains);
     }
 
     // ---- structures --------------------------------------------------------------------------

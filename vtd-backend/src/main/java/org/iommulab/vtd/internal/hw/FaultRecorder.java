@@ -1,7 +1,9 @@
 package org.iommulab.vtd.internal.hw;
 
+import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.pasid.Pasids;
 import org.iommulab.api.translation.Access;
+import org.iommulab.pgtable.unit.StateWords;
 
 /**
  * The primary fault log (VT-d spec §7.2.1): {@link VtdReg#NFR} fault recording registers used as a
@@ -152,5 +154,28 @@ final class FaultRecorder {
 
     synchronized long interrupts() {
         return interrupts;
+    }
+
+    /** @return the records and counters, for a live update */
+    synchronized long[] save() {
+        StateWords w = StateWords.writer().put(next).put(overflow).put(fectl).put(recorded).put(dropped).put(interrupts);
+        for (int i = 0; i < VtdReg.NFR; i++) {
+            w.put(low[i]).put(high[i]);
+        }
+        return w.toArray();
+    }
+
+    /** Takes over what {@link #save} recorded. */
+    synchronized void restore(StateWords r) throws IommuException {
+        next = r.nextInt();
+        overflow = r.nextBoolean();
+        fectl = r.nextInt();
+        recorded = r.next();
+        dropped = r.next();
+        interrupts = r.next();
+        for (int i = 0; i < VtdReg.NFR; i++) {
+            low[i] = r.next();
+            high[i] = r.next();
+        }
     }
 }

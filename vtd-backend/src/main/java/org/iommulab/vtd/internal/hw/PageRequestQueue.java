@@ -3,11 +3,13 @@ package org.iommulab.vtd.internal.hw;
 import java.util.HashMap;
 import java.util.Map;
 
+import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.fault.PageResponse;
 import org.iommulab.api.memory.MemoryAccessException;
 import org.iommulab.api.memory.PhysicalMemory;
 import org.iommulab.api.pasid.Pasids;
 import org.iommulab.api.translation.Access;
+import org.iommulab.pgtable.unit.StateWords;
 
 /**
  * The page request queue (VT-d spec §7.5): page requests from devices are written as 256-bit page
@@ -175,5 +177,27 @@ final class PageRequestQueue {
 
     synchronized long overflows() {
         return overflows;
+    }
+
+    /** @return the queue registers, counters and the groups devices wait on, for a live update */
+    synchronized long[] save() {
+        StateWords w = StateWords.writer().put(pqh).put(pqt).put(pqa).put(prs).put(pectl).put(requests).put(overflows);
+        groups.forEach((k, v) -> w.put(k).put(v));
+        return w.toArray();
+    }
+
+    /** Takes over what {@link #save} recorded. */
+    synchronized void restore(StateWords r) throws IommuException {
+        pqh = r.next();
+        pqt = r.next();
+        pqa = r.next();
+        prs = r.nextInt();
+        pectl = r.nextInt();
+        requests = r.next();
+        overflows = r.next();
+        groups.clear();
+        while (r.hasNext()) {
+            groups.put(r.next(), r.nextInt());
+        }
     }
 }

@@ -72,6 +72,12 @@ final class Translator {
         final long[] pasidEntry = new long[3];
         final WalkResult walk = new WalkResult();
         final TlbHit hit = new TlbHit();
+        /**
+         * The IOTLB's invalidation generation as the request began, before the context and PASID
+         * entries were fetched: a walk result is cached only if no invalidation ran since, so a walk
+         * through an entry software has since cleared and invalidated never leaves an IOTLB entry.
+         */
+        long iotlbGeneration;
         VtdFault fault;
         boolean faultRecordable;
         long faultAddress;
@@ -136,6 +142,7 @@ final class Translator {
         s.fault = null;
         s.faultRecordable = true;
         s.faultAddress = address;
+        s.iotlbGeneration = iotlb.generation();
         if (s.explain != null) {
             s.walk.clear();
         }
@@ -185,14 +192,16 @@ final class Translator {
             out.success(s.hit.outputAddress(), s.hit.pageShift(), Perm.toAccess(s.hit.permissions()));
             return true;
         }
-        long generation = iotlb.generation();
+        long generation = s.iotlbGeneration;
         WalkResult w = s.walk;
         boolean ok;
         if (pgtt == PGTT_SECOND) {
             ok = Walker.walk(memory, secondStage(pe0), pe0 & ~0xfffL, address, access | Access.PRIV, update, w);
         } else {
             PageTableFormat fs = firstStage(pe2);
-            long flptr = pe2 & 0x000f_ffff_ffff_f000L;
+            // FLPTPTR is PASID-entry bits 191:140 (§9.6), all of qw2 63:12: a pointer with bits 63:52 set
+            // is beyond HAW and faults (0x73, or 0x74 when nested), it does not alias a low table.
+            long flptr = pe2 & ~0xfffL;
             if (pgtt == PGTT_FIRST) {
                 ok = Walker.walk(memory, fs, flptr, address, access, update, w);
             } else {
@@ -317,7 +326,7 @@ final class Translator {
         long pe0 = s.pasidEntry[0];
         s.note("PASID entry " + pasid, entry, pe0, (pe0 & 1) == 0 ? "not present"
                 : String.format("PGTT %d, DID %d, SLPTPTR 0x%x AW %d, FLPTPTR 0x%x FLPM %d, SRE %d", (pe0 >>> 6) & 7,
-                        s.pasidEntry[1] & 0xffff, pe0 & ~0xfffL, (pe0 >>> 2) & 7, s.pasidEntry[2] & 0x000f_ffff_ffff_f000L,
+                        s.pasidEntry[1] & 0xffff, pe0 & ~0xfffL, (pe0 >>> 2) & 7, s.pasidEntry[2] & ~0xfffL,
                         (s.pasidEntry[2] >>> 2) & 3, s.pasidEntry[2] & 1));
         if ((pe0 & 1) == 0) {
             return fail(s, out, VtdFault.PASID_ENTRY_P, dirFpd);

@@ -23,6 +23,7 @@ import org.iommulab.api.memory.MemoryAccessException;
 import org.iommulab.api.memory.PhysicalMemory;
 import org.iommulab.api.translation.Access;
 import org.iommulab.api.translation.Translation;
+import org.iommulab.pgtable.unit.StateWords;
 import org.iommulab.pgtable.unit.Registers;
 import org.iommulab.pgtable.unit.UnitModel;
 
@@ -103,7 +104,6 @@ public final class VtdHardware implements UnitModel {
         this.ecap = config.ecap();
     }
 
-    /** @return the configuration */
     /** The register window: one 4 KiB page (§10.4). */
     @Override
     public long mmioSize() {
@@ -115,8 +115,98 @@ public final class VtdHardware implements UnitModel {
         return config.values();
     }
 
+    /** @return the configuration */
     public VtdConfig config() {
         return config;
+    }
+
+    // ---- live update ---------------------------------------------------------------------------
+
+    /**
+     * Records the unit's register state, fault records, page request queue and what it has
+     * reported to a guest listener, for the next build to {@link #restore}. Caches are not saved:
+     * the restored unit starts with empty context, PASID and IOTLB caches, which software must
+     * allow for anyway (a cache may drop an entry at any time).
+     *
+     * @param sections where the sections go: {@code hw.regs}, {@code hw.faults}, {@code hw.prq},
+     *     {@code hw.reported}
+     */
+    public void save(Map<String, long[]> sections) {
+        lock.lock();
+        try {
+            sections.put("hw.regs", StateWords.writer().put(translationEnabled).put(rootTable).put(rtaddr).put(ccmd)
+                    .put(fstsSticky).put(iqh).put(iqt).put(iqa).put(qiEnabled).put(ics).put(iectl).put(iedata)
+                    .put(ieaddr).put(fedata).put(feaddr).put(iqercd).put(iva).put(iotlbReg).put(rtaddrLatched)
+                    .put(queueErrors).put(waitInterrupts).put(translations.sum()).put(faultCount.sum())
+                    .put(descriptors.sum()).toArray());
+            sections.put("hw.faults", faults.save());
+            sections.put("hw.prq", prq.save());
+            StateWords reported = StateWords.writer();
+            synchronized (reportedBindings) {
+                for (Map.Entry<Long, GuestPasidBind> e : reportedBindings.entrySet()) {
+                    GuestPasidBind b = e.getValue();
+                    reported.put(e.getKey()).put(reportedDids.getOrDefault(e.getKey(), 0)).put(b.hostPasid())
+                            .put(b.guestPasid()).put(b.guestPasidValid()).put(b.guestPgd()).put(b.addressWidth())
+                            .put(b.vtdFlags()).put(b.pat()).put(b.emt());
+                }
+            }
+            sections.put("hw.reported", reported.toArray());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Takes over the state {@link #save} recorded, on a unit just built with the same
+     * configuration over the same memory.
+     *
+     * @param sections the saved sections
+     * @throws IommuException {@code EINVAL} if a section is missing or short
+     */
+    public void restore(Map<String, long[]> sections) throws IommuException {
+        lock.lock();
+        try {
+            StateWords r = StateWords.reader(sections.getOrDefault("hw.regs", new long[0]));
+            boolean enabled = r.nextBoolean();
+            rootTable = r.next();
+            rtaddr = r.next();
+            ccmd = r.next();
+            fstsSticky = r.nextInt();
+            iqh = r.next();
+            iqt = r.next();
+            iqa = r.next();
+            qiEnabled = r.nextBoolean();
+            ics = r.nextInt();
+            iectl = r.nextInt();
+            iedata = r.nextInt();
+            ieaddr = r.next();
+            fedata = r.nextInt();
+            feaddr = r.next();
+            iqercd = r.next();
+            iva = r.next();
+            iotlbReg = r.next();
+            rtaddrLatched = r.nextBoolean();
+            queueErrors = r.next();
+            waitInterrupts = r.next();
+            translations.add(r.next());
+            faultCount.add(r.next());
+            descriptors.add(r.next());
+            faults.restore(StateWords.reader(sections.getOrDefault("hw.faults", new long[0])));
+            prq.restore(StateWords.reader(sections.getOrDefault("hw.prq", new long[0])));
+            StateWords rep = StateWords.reader(sections.getOrDefault("hw.reported", new long[0]));
+            synchronized (reportedBindings) {
+                while (rep.hasNext()) {
+                    long key = rep.next();
+                    reportedDids.put(key, rep.nextInt());
+                    reportedBindings.put(key, new GuestPasidBind(NestingInfo.FORMAT_INTEL_VTD,
+                            rep.nextInt(), rep.nextInt(), rep.nextBoolean(), rep.next(), rep.nextInt(), rep.nextInt(),
+                            rep.nextInt(), rep.nextInt()));
+                }
+            }
+            translationEnabled = enabled; // last: translation resumes with everything in place
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** @return CAP as the unit advertises it */

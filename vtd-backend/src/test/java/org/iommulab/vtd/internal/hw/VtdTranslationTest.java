@@ -122,6 +122,36 @@ class VtdTranslationTest {
         }
     }
 
+    /**
+     * Regression (found by {@link VtdReferenceWalkPropertyTest}): FLPTPTR is PASID-entry bits
+     * 191:140 (§9.6), the whole of qw2 63:12. A pointer with a bit at or above 52 set lies beyond
+     * HAW: the first-stage root cannot be read (0x73), or under nesting the second stage refuses it
+     * (0x74); it must not alias the table with those bits cleared.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {52, 57, 63})
+    void firstStagePointerBitsAbove51AreNotIgnored(int bit) {
+        VtdRig r = new VtdRig();
+        PageTables fs = r.firstStage(4);
+        fs.map(0x40_1000, DATA + 0x3000);
+        PageTables ss = r.secondStage(2);
+        ss.map(fs.root, fs.root); // identity GPA -> HPA for the guest table pages
+        ss.map(fs.table(0x40_1000, 3), fs.table(0x40_1000, 3));
+        ss.map(fs.table(0x40_1000, 2), fs.table(0x40_1000, 2));
+        ss.map(fs.table(0x40_1000, 1), fs.table(0x40_1000, 1));
+        ss.map(DATA + 0x3000, DATA + 0x3000);
+        r.smContext(SID, 0, 0, CTX_PASIDE);
+        r.pasidEntry(SID, 5, pe0(PGTT_FS, 0, 0), 4, pe2(fs.root, 0));
+        r.pasidEntry(SID, 6, pe0(PGTT_NESTED, 2, ss.root), 5, pe2(fs.root, 0));
+        r.pasidEntry(SID, 7, pe0(PGTT_FS, 0, 0), 6, pe2(fs.root | 1L << bit, 0));
+        r.pasidEntry(SID, 8, pe0(PGTT_NESTED, 2, ss.root), 7, pe2(fs.root | 1L << bit, 0));
+        r.enable();
+        assertEquals(DATA + 0x3008, r.pa(SID, 5, 0x40_1008, RW));
+        assertEquals(DATA + 0x3008, r.pa(SID, 6, 0x40_1008, RW));
+        VtdRig.assertFault(r.translate(SID, 7, 0x40_1008, Access.READ), 0x73);
+        VtdRig.assertFault(r.translate(SID, 8, 0x40_1008, Access.READ), 0x74);
+    }
+
     @Test
     void firstStageForRequestsWithoutPasidUsesRidPasid() {
         VtdRig r = new VtdRig();
