@@ -30,6 +30,21 @@ public interface PasidSpace {
     PasidSet createSet(String owner, int quota) throws IommuException;
 
     /**
+     * Restores a set from a snapshot ({@link PasidSet#toDTO()}): a new set for the snapshot's owner
+     * and quota holding exactly the snapshot's PASIDs (fixed-PASID allocation, as a migration
+     * destination needs). All or nothing.
+     *
+     * @param snapshot the owner, quota and PASIDs to restore; its id and closed flag are ignored
+     * @return the new set, with a new id
+     * @throws IommuException {@code EINVAL} for a bad owner, quota or PASID, or more PASIDs than the
+     *     quota; {@code EEXIST} if the owner has an open set; {@code ENOSPC} if the quota does not
+     *     fit; {@code EBUSY} if one of the PASIDs is held by another set (nothing created then)
+     */
+    default PasidSet restoreSet(org.iommulab.api.dto.PasidSetDTO snapshot) throws IommuException {
+        throw new IommuException(org.iommulab.api.errno.Errno.EOPNOTSUPP, "PASID sets cannot be restored here");
+    }
+
+    /**
      * @param owner an owner token
      * @return the open set of that owner, or empty
      */

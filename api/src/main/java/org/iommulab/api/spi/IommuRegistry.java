@@ -84,9 +84,10 @@ public interface IommuRegistry {
      * @return the names of the instances carried over, host instances by name first, then guests
      * @throws IommuException {@code ENODEV} if no backend has that vendor id;
      *     {@code EOPNOTSUPP} if the platform runs outside OSGi or an instance cannot be handed over
-     *     (nothing changed then); {@code EIO} if the bundle update failed and {@code ETIMEDOUT} if no
-     *     build resumed the instances within 30 s: the instances not resumed are closed and
-     *     listeners told, as when a backend leaves
+     *     (nothing changed then); {@code EIO} if the bundle update failed: the build still running
+     *     resumes the instances (if the bundle had stopped, a build has 10 s to come back);
+     *     {@code ETIMEDOUT} if no build resumed the instances within 30 s. Instances nobody resumes
+     *     are closed and listeners told, as when a backend leaves
      */
     default List<String> liveUpdate(String vendor, String location) throws IommuException {
         throw new IommuException(org.iommulab.api.errno.Errno.EOPNOTSUPP, "live update is not supported");

@@ -49,10 +49,7 @@ class MdevTest {
 
         /** The guest programs its virtual queue through the virtual registers. */
         void programQueue(boolean dedicated, int guestPasid) throws Exception {
-            mdev.mmioWrite(DsaRegisters.WQCFG_BASE, 8, 4);
-            mdev.mmioWrite(DsaRegisters.WQCFG_BASE + 8, (dedicated ? 1 : 0) | 5 << 4 | (guestPasid & 0xfffff) << 8 | 1 << 28, 4);
-            mdev.mmioWrite(DsaRegisters.WQCFG_BASE + 12, 20 | 5 << 5, 4);
-            command(DsaRegisters.CMD_ENABLE_DEVICE, 0);
+            MdevTest.programQueue(mdev, dedicated, guestPasid);
         }
 
         int command(int cmd, int operand) throws Exception {
@@ -63,6 +60,14 @@ class MdevTest {
         CompletionRecord completion() throws Exception {
             return CompletionRecord.decode(space.read(12 * MB, 32));
         }
+    }
+
+    /** What a guest driver writes: WQCFG of its virtual queue 0 (size 8, priority 5), then ENABLE_DEVICE. */
+    static void programQueue(Mdev mdev, boolean dedicated, int guestPasid) throws Exception {
+        mdev.mmioWrite(DsaRegisters.WQCFG_BASE, 8, 4);
+        mdev.mmioWrite(DsaRegisters.WQCFG_BASE + 8, (dedicated ? 1 : 0) | 5 << 4 | (guestPasid & 0xfffff) << 8 | 1 << 28, 4);
+        mdev.mmioWrite(DsaRegisters.WQCFG_BASE + 12, 20 | 5 << 5, 4);
+        mdev.mmioWrite(DsaRegisters.CMD, (long) DsaRegisters.CMD_ENABLE_DEVICE << 20, 4);
     }
 
     @BeforeEach

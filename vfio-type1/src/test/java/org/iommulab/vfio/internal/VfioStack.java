@@ -100,6 +100,10 @@ public final class VfioStack {
      */
     void updateBundle(long bundleId, String location) {
         bundleUpdates.incrementAndGet();
+        if (location != null && location.startsWith("fail:")) {
+            // What Bundle.update throws for a bad new build: the old one is still installed and running.
+            throw new IllegalStateException("cannot read the new build at " + location);
+        }
         if (bundleId == 1) {
             pasids.removeListener(vtd);
             registry.removeBackend(vtd);

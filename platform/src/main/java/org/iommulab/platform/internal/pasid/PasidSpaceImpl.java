@@ -8,6 +8,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 
+import org.iommulab.api.dto.PasidSetDTO;
 import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.pasid.PasidListener;
@@ -76,6 +77,35 @@ public final class PasidSpaceImpl implements PasidSpace {
             PasidSetImpl set = new PasidSetImpl(this, nextSetId++, owner, quota);
             setsByOwner.put(owner, set);
             reserved += quota;
+            return set;
+        }
+    }
+
+    @Override
+    public PasidSet restoreSet(PasidSetDTO snapshot) throws IommuException {
+        if (snapshot == null || snapshot.pasids == null) {
+            throw new IommuException(Errno.EINVAL, "a snapshot with its PASIDs is needed");
+        }
+        int[] pasids = snapshot.pasids.clone();
+        if (pasids.length > snapshot.quota) {
+            throw new IommuException(Errno.EINVAL, pasids.length + " PASIDs exceed the quota of " + snapshot.quota);
+        }
+        for (int pasid : pasids) {
+            if (!Pasids.isAllocatable(pasid)) {
+                throw new IommuException(Errno.EINVAL, "PASID " + pasid + " is not inside 1.." + Pasids.MAX_PASID);
+            }
+        }
+        synchronized (this) {
+            for (int pasid : pasids) {
+                PasidSetImpl holder = owners.get(pasid);
+                if (holder != null) {
+                    throw new IommuException(Errno.EBUSY, "PASID " + pasid + " is held by the set of '" + holder.owner() + "'");
+                }
+            }
+            PasidSetImpl set = (PasidSetImpl) createSet(snapshot.owner, snapshot.quota);
+            for (int pasid : pasids) {
+                allocate(set, pasid, pasid); // free, checked above under the same lock: cannot fail
+            }
             return set;
         }
     }

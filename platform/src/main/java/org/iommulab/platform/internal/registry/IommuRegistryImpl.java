@@ -340,8 +340,13 @@ public final class IommuRegistryImpl implements IommuRegistry {
             try {
                 updater.update(current.bundleId(), location);
             } catch (Exception e) {
-                awaitResumed(vendor, 10_000);
-                abandonParked(vendor);
+                if (stillRegistered(current.backend())) {
+                    // The bundle never stopped: the running build takes its instances back.
+                    resumeParked(current.backend());
+                } else {
+                    awaitResumed(vendor, 10_000);
+                    abandonParked(vendor);
+                }
                 throw new IommuException(Errno.EIO, "updating the bundle of '" + vendor + "' failed: " + e, e);
             }
             if (!awaitResumed(vendor, 30_000)) {
@@ -373,6 +378,23 @@ public final class IommuRegistryImpl implements IommuRegistry {
                 throw refused;
             }
         }
+    }
+
+    private synchronized boolean stillRegistered(IommuBackend backend) {
+        return backends.values().stream().anyMatch(list -> list.stream().anyMatch(r -> r.backend() == backend));
+    }
+
+    private void resumeParked(IommuBackend backend) {
+        Map<IommuInstance, Parked> waiting = new LinkedHashMap<>();
+        synchronized (this) {
+            parked.forEach((instance, p) -> {
+                if (p.vendor().equals(backend.vendor())) {
+                    waiting.put(instance, p);
+                }
+            });
+        }
+        waiting.forEach((instance, p) -> resume(backend, instance, p));
+        abandonParked(backend.vendor()); // any it could not resume
     }
 
     private synchronized boolean awaitResumed(String vendor, long timeoutMs) {

@@ -66,6 +66,42 @@ class PasidSpaceImplTest {
 
     // ---- createSet ---------------------------------------------------------------------------
 
+    /** A snapshot restored: the same owner, quota and PASID values, or nothing at all. */
+    @Test
+    void aSnapshotRestoresTheSamePasidsOrNothing() throws IommuException {
+        PasidSet vm = space.createSet("vm", 8);
+        vm.allocate(5, 5);
+        vm.allocate(9, 9);
+        vm.allocate();
+        PasidSetDTO snapshot = vm.toDTO();
+        vm.close();
+        PasidSet other = space.createSet("other", 4);
+        int otherPasid = other.allocate(100, 200);
+
+        PasidSet back = space.restoreSet(snapshot);
+        assertEquals("vm", back.owner());
+        assertEquals(8, back.quota());
+        assertArrayEquals(snapshot.pasids, back.pasids());
+        assertNotEquals(snapshot.id, back.id(), "a new set, with a new id");
+
+        // Refusals leave nothing behind.
+        back.close();
+        snapshot.pasids = new int[] {5, otherPasid};
+        assertEquals(Errno.EBUSY, assertThrows(IommuException.class, () -> space.restoreSet(snapshot)).errno());
+        assertFalse(space.set("vm").isPresent(), "no set was created");
+        assertFalse(space.ownerOf(5).isPresent(), "no PASID was taken");
+        snapshot.pasids = new int[] {5, 6, 7};
+        snapshot.quota = 2;
+        assertEquals(Errno.EINVAL, assertThrows(IommuException.class, () -> space.restoreSet(snapshot)).errno());
+        snapshot.quota = 8;
+        snapshot.pasids = new int[] {0};
+        assertEquals(Errno.EINVAL, assertThrows(IommuException.class, () -> space.restoreSet(snapshot)).errno());
+        snapshot.pasids = new int[] {6};
+        snapshot.owner = "other";
+        assertEquals(Errno.EEXIST, assertThrows(IommuException.class, () -> space.restoreSet(snapshot)).errno());
+        assertFalse(space.ownerOf(6).isPresent());
+    }
+
     @Test
     void capacityExcludesPasidZero() {
         assertEquals(MAX, space.capacity());
