@@ -48,6 +48,14 @@ public final class Container {
         return o.toArray(new Option[0]);
     }
 
+    /**
+     * @param name a reactor module whose jar Maven resolved (system property {@code bundle.<name>})
+     * @return the option installing it at the top start level, for tests that need more than the distribution
+     */
+    public static Option reactorBundle(String name) {
+        return fromFile(name, 4);
+    }
+
     private static Option fromFile(String name, int startLevel) {
         String path = System.getProperty("bundle." + name);
         if (path == null || path.startsWith("${")) {
