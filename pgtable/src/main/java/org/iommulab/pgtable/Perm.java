@@ -21,8 +21,13 @@ public final class Perm {
      * writes ignore read-only pages (x86 with write protection off: CR0.WP = 0, VT-d WPE = 0).
      */
     public static final int PRIV_WRITE = 32;
+    /**
+     * Privileged reads allowed (besides {@link #READ}). Only formats where a supervisor may not read
+     * some readable pages clear it: RISC-V user pages without SUM (privileged ISA §4.3.1).
+     */
+    public static final int PRIV_READ = 64;
     /** Everything: the starting value before the root table. */
-    public static final int ALL = READ | WRITE | EXEC | USER | PRIV_EXEC | PRIV_WRITE;
+    public static final int ALL = READ | WRITE | EXEC | USER | PRIV_EXEC | PRIV_WRITE | PRIV_READ;
 
     private Perm() {
     }
@@ -39,7 +44,8 @@ public final class Perm {
         if (!privileged && (perms & USER) == 0) {
             return WalkFault.PRIVILEGE;
         }
-        if ((access & org.iommulab.api.translation.Access.READ) != 0 && (perms & READ) == 0) {
+        if ((access & org.iommulab.api.translation.Access.READ) != 0
+                && (perms & (privileged ? READ | PRIV_READ : READ)) != (privileged ? READ | PRIV_READ : READ)) {
             return WalkFault.READ;
         }
         if ((access & org.iommulab.api.translation.Access.WRITE) != 0 && (perms & (privileged ? PRIV_WRITE : WRITE)) == 0) {

@@ -8,6 +8,7 @@ import org.iommulab.pgtable.format.ArmGranule;
 import org.iommulab.pgtable.format.ArmStage1;
 import org.iommulab.pgtable.format.ArmStage2;
 import org.iommulab.pgtable.format.VtdSecondStage;
+import org.iommulab.pgtable.format.RiscvPaging;
 import org.iommulab.pgtable.format.X86FirstStage;
 
 /**
@@ -86,6 +87,22 @@ final class FormatCatalog {
         list.addAll(vtd());
         list.addAll(armStage1());
         list.addAll(armStage2());
+        list.addAll(riscv());
+        return list;
+    }
+
+    /** Sv39/48/57 first stage (with and without hardware A/D) and Sv39x4/48x4/57x4 G-stage. */
+    static List<Case> riscv() {
+        List<Case> list = new ArrayList<>();
+        for (RiscvPaging.Mode mode : RiscvPaging.Mode.values()) {
+            for (boolean ad : new boolean[] {true, false}) {
+                // Supervisor pages, as an IOVA table is: a supervisor never executes user pages (§4.3.1).
+                list.add(new Case(String.format("RISC-V %s first stage%s", mode, ad ? " HW A/D" : ""),
+                        make(() -> RiscvPaging.firstStage(mode, 56, ad, true, false)), true, false));
+            }
+            list.add(new Case(String.format("RISC-V %sx4 G-stage", mode), make(() -> RiscvPaging.gStage(mode, 56, false)),
+                    true, true));
+        }
         return list;
     }
 

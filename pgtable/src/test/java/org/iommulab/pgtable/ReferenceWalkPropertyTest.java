@@ -393,10 +393,10 @@ class ReferenceWalkPropertyTest {
             if (fs != null) {
                 boolean rw = bit(all, 1);
                 boolean xd = fs.nxe() && bit(any, 63);
-                p = Perm.READ | (bit(all, 2) ? Perm.USER : 0) | (rw ? Perm.WRITE : 0) | (rw || !fs.wp() ? Perm.PRIV_WRITE : 0)
+                p = Perm.PRIV_READ | Perm.READ | (bit(all, 2) ? Perm.USER : 0) | (rw ? Perm.WRITE : 0) | (rw || !fs.wp() ? Perm.PRIV_WRITE : 0)
                         | (xd ? 0 : Perm.EXEC | Perm.PRIV_EXEC);
             } else {
-                p = Perm.USER | (bit(all, 0) ? Perm.READ : 0) | (bit(all, 1) ? Perm.WRITE | Perm.PRIV_WRITE : 0)
+                p = Perm.PRIV_READ | Perm.USER | (bit(all, 0) ? Perm.READ : 0) | (bit(all, 1) ? Perm.WRITE | Perm.PRIV_WRITE : 0)
                         | (!ss.exec() || bit(all, 2) ? Perm.EXEC | Perm.PRIV_EXEC : 0);
             }
             Set<WalkFault> v = violated(p, access);
@@ -528,14 +528,14 @@ class ReferenceWalkPropertyTest {
                 boolean uwClean = ap1 && !ap2 && !noEl0 && !readOnly; // uw from AP[2:1] after APTable
                 boolean px = !(bit(e, 53) || pxnTable || uwClean);
                 boolean ux = !(bit(e, 54) || uxnTable);
-                p = Perm.READ | (ur ? Perm.USER : 0) | (writable ? Perm.WRITE | Perm.PRIV_WRITE : 0)
+                p = Perm.PRIV_READ | Perm.READ | (ur ? Perm.USER : 0) | (writable ? Perm.WRITE | Perm.PRIV_WRITE : 0)
                         | (ux ? Perm.EXEC : 0) | (px ? Perm.PRIV_EXEC : 0);
                 dirty = ap2 && dbm ? 0 : -1; // writable-clean becomes writable-dirty: AP[2] cleared
             } else {
                 boolean s2r = bit(e, 6);
                 boolean s2w = bit(e, 7) || dbm;
                 boolean xn = bit(e, 54);
-                p = Perm.USER | (s2r ? Perm.READ : 0) | (s2w ? Perm.WRITE | Perm.PRIV_WRITE : 0)
+                p = Perm.PRIV_READ | Perm.USER | (s2r ? Perm.READ : 0) | (s2w ? Perm.WRITE | Perm.PRIV_WRITE : 0)
                         | (xn ? 0 : Perm.EXEC | Perm.PRIV_EXEC);
                 dirty = !bit(e, 7) && dbm ? 0 : -1; // S2AP[1] set
             }

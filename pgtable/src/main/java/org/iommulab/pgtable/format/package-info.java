@@ -4,7 +4,7 @@
  * would reject.
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.iommulab.pgtable.format;
 
 import org.osgi.annotation.bundle.Export;
