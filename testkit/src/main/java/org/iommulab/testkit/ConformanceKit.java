@@ -99,6 +99,23 @@ public final class ConformanceKit {
             }
         }
 
+        /**
+         * Runs the check, reporting a check that does not apply to {@code skip} instead of
+         * throwing: a JUnit 5 adapter passes {@code Assumptions::abort}.
+         */
+        public void run(BackendUnderTest target, java.util.function.Consumer<String> skip) throws Exception {
+            try {
+                run(target);
+            } catch (NotApplicable e) {
+                skip.accept(e.getMessage());
+            }
+        }
+
+        /** @return the name and what the check checks, for a test report */
+        public String displayName() {
+            return name + ": " + description;
+        }
+
         @Override
         public String toString() {
             return name;
@@ -339,14 +356,11 @@ public final class ConformanceKit {
         if (!n.supports(NestingFeature.BIND_PGTBL)) {
             throw new NotApplicable("the backend does not declare BIND_PGTBL");
         }
-        PageTableFormat format = s.target().firstStageFormat();
         int rid = s.target().requesterId();
-        IommuDomain parent = s.domain(i);
-        GuestMemory guest = s.guest(parent, GUEST_RAM, 64);
-        drv.attach(parent, rid);
-        IoPageTable table = IoPageTable.create(format, guest, guest, FlushOps.NONE);
-        long data = guest.allocateFrames(4);
-        table.map(GVA, data, 0x1000, RW);
+        Nest nest = nest(s, i, "BIND_PGTBL");
+        IommuDomain parent = nest.parent();
+        IoPageTable table = nest.table();
+        PageTableFormat format = table.format();
         PasidSet owner = s.target().pasidSet("kit-guest-" + i.name());
         PasidSet stranger = s.target().pasidSet("kit-stranger-" + i.name());
         try {
@@ -356,9 +370,9 @@ public final class ConformanceKit {
                     new GuestPasidBind(n.format(), stranger.allocate(), 1, true, table.root(), format.inputBits(), 0, 0, 0),
                     owner), Errno.EPERM);
             drv.bindGuestPasid(parent, rid, bind, owner);
-            s.expectAt(s.translate(i, rid, pasid, GVA + 0x20, Access.READ), guest.toHost(data) + 0x20, "GVA -> GPA -> HPA");
-            invalidationForms(s, i, rid, pasid, -1, table, guest, data,
-                    inv -> drv.cacheInvalidate(parent, rid, inv, owner));
+            s.expectAt(s.translate(i, rid, pasid, GVA + 0x20, Access.READ), nest.host(nest.data()) + 0x20,
+                    "GVA -> GPA -> HPA");
+            invalidationForms(s, i, rid, pasid, -1, nest, inv -> drv.cacheInvalidate(parent, rid, inv, owner));
             s.expectErrno("an unbind by another owner", () -> drv.unbindGuestPasid(parent, rid, pasid, stranger), Errno.EPERM);
             drv.unbindGuestPasid(parent, rid, pasid, owner);
             s.expectFault(s.translate(i, rid, pasid, GVA + 0x20, Access.READ), "after unbind");
@@ -374,19 +388,13 @@ public final class ConformanceKit {
         if (!drv.nestingInfo().supports(NestingFeature.PASID_TABLE)) {
             throw new NotApplicable("the backend does not declare PASID_TABLE");
         }
-        PageTableFormat format = s.target().firstStageFormat();
-        s.expect(format != null, "PASID_TABLE is declared: the test must give the guests' first-stage format");
         int rid = s.target().requesterId();
-        IommuDomain parent = s.domain(i);
-        GuestMemory guest = s.guest(parent, GUEST_RAM, 64);
-        drv.attach(parent, rid);
-        IoPageTable table = IoPageTable.create(format, guest, guest, FlushOps.NONE);
-        long data = guest.allocateFrames(4);
-        table.map(GVA, data, 0x1000, RW);
+        Nest nest = nest(s, i, "PASID_TABLE");
+        IommuDomain parent = nest.parent();
         int pasid = 1;
         GuestPasidTable t;
         try {
-            t = s.target().writeGuestPasidTable(guest, pasid, table.root());
+            t = s.target().writeGuestPasidTable(nest.guest(), pasid, nest.table().root());
         } catch (IommuException e) {
             if (e.errno() == Errno.EOPNOTSUPP) {
                 throw new NotApplicable("the test supplies no guest PASID table writer: " + e.getMessage());
@@ -394,10 +402,33 @@ public final class ConformanceKit {
             throw e;
         }
         drv.attachPasidTable(parent, rid, t.config());
-        s.expectAt(s.translate(i, rid, pasid, GVA + 0x20, Access.READ), guest.toHost(data) + 0x20, "GVA -> GPA -> HPA");
-        invalidationForms(s, i, rid, pasid, t.archId(), table, guest, data, inv -> drv.cacheInvalidate(parent, rid, inv, null));
+        s.expectAt(s.translate(i, rid, pasid, GVA + 0x20, Access.READ), nest.host(nest.data()) + 0x20, "GVA -> GPA -> HPA");
+        invalidationForms(s, i, rid, pasid, t.archId(), nest, inv -> drv.cacheInvalidate(parent, rid, inv, null));
         drv.detachPasidTable(parent, rid);
         s.expectFault(s.translate(i, rid, pasid, GVA + 0x20, Access.READ), "after the PASID table is detached");
+    }
+
+    /**
+     * A guest for the nesting checks: a second-stage domain attached to the requester, the guest's
+     * RAM mapped in it, and a first-stage table in guest memory mapping {@link #GVA} to four
+     * pages of data.
+     */
+    private record Nest(IommuDomain parent, GuestMemory guest, IoPageTable table, long data) {
+        long host(long gpa) {
+            return guest.toHost(gpa);
+        }
+    }
+
+    private static Nest nest(Session s, IommuInstance i, String feature) throws Exception {
+        PageTableFormat format = s.target().firstStageFormat();
+        s.expect(format != null, feature + " is declared: the test must give the guests' first-stage format");
+        IommuDomain parent = s.domain(i);
+        GuestMemory guest = s.guest(parent, GUEST_RAM, 64);
+        i.driver().attach(parent, s.target().requesterId());
+        IoPageTable table = IoPageTable.create(format, guest, guest, FlushOps.NONE);
+        long data = guest.allocateFrames(4);
+        table.map(GVA, data, 0x1000, RW);
+        return new Nest(parent, guest, table, data);
     }
 
     @FunctionalInterface
@@ -409,8 +440,10 @@ public final class ConformanceKit {
      * For each form (one address, the whole PASID, the whole domain): the guest moves its page
      * without telling; the old translation stays; after the invalidation the new one is used.
      */
-    private static void invalidationForms(Session s, IommuInstance i, int rid, int pasid, long archId, IoPageTable table,
-            GuestMemory guest, long data, Invalidator invalidator) throws Exception {
+    private static void invalidationForms(Session s, IommuInstance i, int rid, int pasid, long archId, Nest nest,
+            Invalidator invalidator) throws Exception {
+        IoPageTable table = nest.table();
+        long data = nest.data();
         CacheInvalidation[] forms = {
             CacheInvalidation.range(Set.of(CacheType.IOTLB), archId >= 0 ? Pasids.NO_PASID : pasid, archId, GVA, 0x1000, 1, true),
             CacheInvalidation.pasid(Set.of(CacheType.IOTLB), pasid, archId),
@@ -421,10 +454,10 @@ public final class ConformanceKit {
             long next = data + 0x1000L * (k + 1);
             table.unmap(GVA, 0x1000);
             table.map(GVA, next, 0x1000, RW);
-            s.expectAt(s.translate(i, rid, pasid, GVA + 0x20, Access.READ), guest.toHost(current) + 0x20,
+            s.expectAt(s.translate(i, rid, pasid, GVA + 0x20, Access.READ), nest.host(current) + 0x20,
                     "stale before the " + forms[k].granularity() + " invalidation");
             invalidator.invalidate(forms[k]);
-            s.expectAt(s.translate(i, rid, pasid, GVA + 0x20, Access.READ), guest.toHost(next) + 0x20,
+            s.expectAt(s.translate(i, rid, pasid, GVA + 0x20, Access.READ), nest.host(next) + 0x20,
                     "after the " + forms[k].granularity() + " invalidation");
             current = next;
         }

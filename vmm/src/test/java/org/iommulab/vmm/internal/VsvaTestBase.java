@@ -136,4 +136,22 @@ abstract class VsvaTestBase {
             return failure.get();
         }
     }
+
+    /**
+     * Updates the backend bundle live while {@code p} copies {@code bytes} in a loop, and checks
+     * what a VM relies on: no copy failed across the update, and the update allocated and freed no
+     * frame.
+     *
+     * @return the names of the instances carried over
+     */
+    java.util.List<String> liveUpdateUnderLoad(GuestProcess p, int bytes) throws Exception {
+        long frames = stack.memory.allocatedFrames();
+        GuestLoad load = new GuestLoad(p, bytes);
+        load.awaitMore(3);
+        java.util.List<String> carried = stack.registry.liveUpdate(vendor(), null);
+        load.awaitMore(3);
+        assertEquals(null, load.stop(), "no descriptor failed across the update");
+        assertEquals(frames, stack.memory.allocatedFrames(), "the update allocated and freed nothing");
+        return carried;
+    }
 }

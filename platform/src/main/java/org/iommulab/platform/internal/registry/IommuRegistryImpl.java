@@ -138,17 +138,11 @@ public final class IommuRegistryImpl implements IommuRegistry {
     public void addBackend(IommuBackend backend, Map<String, Object> properties) {
         Object bundle = properties.get(Constants.SERVICE_BUNDLEID);
         long bundleId = bundle instanceof Long ? (Long) bundle : -1;
-        Map<IommuInstance, Parked> waiting = new LinkedHashMap<>();
         synchronized (this) {
             backends.computeIfAbsent(backend.vendor(), v -> new ArrayList<>()).add(new Registered(backend, bundleId));
-            parked.forEach((instance, p) -> {
-                if (p.vendor().equals(backend.vendor())) {
-                    waiting.put(instance, p);
-                }
-            });
         }
         LOG.info("IOMMU backend '{}' registered", backend.vendor());
-        waiting.forEach((instance, p) -> resume(backend, instance, p));
+        parkedOf(backend.vendor()).forEach((instance, p) -> resume(backend, instance, p));
     }
 
     /** Live update: the new build takes a handed-over instance back into service. */
@@ -384,16 +378,19 @@ public final class IommuRegistryImpl implements IommuRegistry {
         return backends.values().stream().anyMatch(list -> list.stream().anyMatch(r -> r.backend() == backend));
     }
 
-    private void resumeParked(IommuBackend backend) {
+    /** @return the instances handed over by a build of {@code vendor}, in hand-over order */
+    private synchronized Map<IommuInstance, Parked> parkedOf(String vendor) {
         Map<IommuInstance, Parked> waiting = new LinkedHashMap<>();
-        synchronized (this) {
-            parked.forEach((instance, p) -> {
-                if (p.vendor().equals(backend.vendor())) {
-                    waiting.put(instance, p);
-                }
-            });
-        }
-        waiting.forEach((instance, p) -> resume(backend, instance, p));
+        parked.forEach((instance, p) -> {
+            if (p.vendor().equals(vendor)) {
+                waiting.put(instance, p);
+            }
+        });
+        return waiting;
+    }
+
+    private void resumeParked(IommuBackend backend) {
+        parkedOf(backend.vendor()).forEach((instance, p) -> resume(backend, instance, p));
         abandonParked(backend.vendor()); // any it could not resume
     }
 
