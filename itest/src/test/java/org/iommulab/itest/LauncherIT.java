@@ -180,6 +180,22 @@ class LauncherIT {
         assertEquals("0x0000000100000010", lines.get(lines.size() - 1), "event record: F_TRANSLATION, SID 1");
     }
 
+    /** The README's RISC-V IOMMU example: a guest PDT and Sv39 tables nested on an Sv39x4 G-stage, by hand. */
+    @Test
+    void riscvRegisterLevelNestedExample(@TempDir Path dir) throws Exception {
+        Path script = Path.of(System.getProperty("iommulab.examples", "../docs/examples"), "riscv-nested.gosh");
+        Run r = run(dir, "", script.toString());
+        assertEquals(0, r.status(), r.err());
+        List<String> lines = r.out().lines().toList();
+        assertEquals("0x00010001", lines.get(1), "fqcsr: fqen and fqon");
+        assertEquals("0x40008567", lines.get(2), "IOVA 0x80604567 -> GPA 0x8567 -> SPA 0x40008567");
+        assertTrue(r.out().contains("CONFIG PC 1 @0x40003010"), r.out());
+        assertTrue(r.out().contains("fault 0xd Read page fault"), r.out());
+        assertEquals("0x00000001", lines.get(lines.size() - 3), "fqt advanced by one record");
+        assertEquals("0x000001090000100d", lines.get(lines.size() - 2), "CAUSE 13, PID 1, PV, TTYP 2, DID 1");
+        assertEquals("0x0000000080605000", lines.get(lines.size() - 1), "iotval: the IOVA");
+    }
+
     /** The README's VFIO example: vfio: commands map process memory for devices behind VT-d and SMMUv3. */
     @Test
     void vfioMapExample(@TempDir Path dir) throws Exception {

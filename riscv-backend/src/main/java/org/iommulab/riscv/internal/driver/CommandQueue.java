@@ -65,7 +65,7 @@ final class CommandQueue {
         hw.write(Reg.CQT, 0, 4);
         tail = 0;
         hw.write(Reg.CQCSR, Reg.CSR_EN, 4);
-        if (!poll(Reg.CQCSR, Reg.CSR_ON, true)) {
+        if (!IommuUnit.pollCsr(hw, Reg.CQCSR, true)) {
             throw new IommuException(Errno.EIO, "IOMMU " + name + ": cqcsr.cqon did not come on");
         }
         live = true;
@@ -76,22 +76,10 @@ final class CommandQueue {
         live = false;
         try {
             hw.write(Reg.CQCSR, 0, 4);
-            poll(Reg.CQCSR, Reg.CSR_ON, false);
+            IommuUnit.pollCsr(hw, Reg.CQCSR, false);
         } catch (IommuException e) {
             // valid offsets: cannot happen
         }
-    }
-
-    /** Polls a csr until {@code bit} reads {@code on} and busy is clear; bounded. */
-    private boolean poll(int csr, int bit, boolean on) throws IommuException {
-        for (int i = 0; i < POLLS; i++) {
-            long v = hw.read(csr, 4);
-            if (((v & bit) != 0) == on && (v & Reg.CSR_BUSY) == 0) {
-                return true;
-            }
-            Thread.onSpinWait();
-        }
-        return false;
     }
 
     /**

@@ -3,6 +3,7 @@ package org.iommulab.riscv.internal.driver;
 import java.util.HashMap;
 import java.util.Map;
 
+import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.memory.FrameAllocator;
 import org.iommulab.api.memory.PhysicalMemory;
@@ -45,6 +46,14 @@ final class DeviceDirectory {
         return deviceId >= 0 && deviceId >>> DEVICE_ID_BITS == 0;
     }
 
+    /** @throws IommuException {@code EINVAL} for a device id the table cannot index */
+    static void checkFits(int deviceId) throws IommuException {
+        if (!fits(deviceId)) {
+            throw new IommuException(Errno.EINVAL, String.format(
+                    "device id 0x%x is beyond the two-level DDT (16-bit requester ids)", deviceId));
+        }
+    }
+
     /**
      * @param deviceId a device id that {@link #fits}
      * @return the address of its device context, its leaf page allocated if needed
@@ -66,9 +75,9 @@ final class DeviceDirectory {
     /** Frees the leaf pages and the root; the unit must not walk the table any more. */
     void free() {
         for (long leaf : leaves.values()) {
-            RiscvDriver.freeQuietly(frames, leaf, 1);
+            PasFrames.freeQuietly(frames, leaf, 1);
         }
         leaves.clear();
-        RiscvDriver.freeQuietly(frames, root, 1);
+        PasFrames.freeQuietly(frames, root, 1);
     }
 }

@@ -25,6 +25,27 @@ final class PasFrames implements FrameAllocator {
         this.pas = pas;
     }
 
+    /** @return the number of 4 KiB frames {@code bytes} take, at least one */
+    static int framesFor(long bytes) {
+        return (int) Math.max(1, (bytes + FrameAllocator.FRAME_SIZE - 1) / FrameAllocator.FRAME_SIZE);
+    }
+
+    /**
+     * Gives frames back, ignoring a block that is not allocated: used on paths (close, rollback)
+     * that must finish whatever state an earlier failure left.
+     *
+     * @param address the block, or 0 for none
+     */
+    static void freeQuietly(FrameAllocator frames, long address, int count) {
+        if (address != 0) {
+            try {
+                frames.freeFrames(address, count);
+            } catch (IommuException e) {
+                // not allocated: nothing to release
+            }
+        }
+    }
+
     @Override
     public long allocateFrames(int count) throws IommuException {
         long a = frames.allocateFrames(count);

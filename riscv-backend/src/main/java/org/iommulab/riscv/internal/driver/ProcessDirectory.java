@@ -88,9 +88,9 @@ final class ProcessDirectory {
     /** Frees every page; the unit must not walk the table any more. */
     void free() {
         for (long p : pages.values()) {
-            RiscvDriver.freeQuietly(frames, p, 1);
+            PasFrames.freeQuietly(frames, p, 1);
         }
         pages.clear();
-        RiscvDriver.freeQuietly(frames, root, 1);
+        PasFrames.freeQuietly(frames, root, 1);
     }
 }

@@ -3,6 +3,8 @@ package org.iommulab.riscv.internal.driver;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
+import org.iommulab.api.errno.Errno;
+import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.spi.DomainType;
 import org.iommulab.pgtable.IoPageTable;
 import org.iommulab.pgtable.TableDomain;
@@ -34,6 +36,12 @@ final class RiscvDomain extends TableDomain {
     /** @return the GSCID of a G-stage domain (its id) */
     int gscid() {
         return id();
+    }
+
+    /** @return the {@code ENOENT} a call gets that needs {@code requesterId} attached to this domain */
+    IommuException notAttached(int requesterId) {
+        return new IommuException(Errno.ENOENT, String.format("device 0x%x is not attached to domain %d", requesterId,
+                id()));
     }
 
     @Override

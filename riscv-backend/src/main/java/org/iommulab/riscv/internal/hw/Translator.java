@@ -81,18 +81,13 @@ final class Translator {
         return scratch.get();
     }
 
-    /** @return the format of an iosatp/iohgatp MODE 8, 9 or 10 */
-    private static RiscvPaging.Mode mode(int atpMode) {
-        return atpMode == DeviceContext.ATP_SV39 ? RiscvPaging.Mode.SV39
-                : atpMode == DeviceContext.ATP_SV48 ? RiscvPaging.Mode.SV48 : RiscvPaging.Mode.SV57;
-    }
-
     RiscvPaging gFormat(int atpMode, boolean gade) {
-        return gStage[mode(atpMode).ordinal() * 2 + (gade ? 1 : 0)];
+        return gStage[DeviceContext.pagingMode(atpMode).ordinal() * 2 + (gade ? 1 : 0)];
     }
 
     RiscvPaging firstFormat(int atpMode, boolean sade, boolean sum, boolean nested) {
-        return firstStage[mode(atpMode).ordinal() * 8 + (sade ? 4 : 0) + (sum ? 2 : 0) + (nested ? 1 : 0)];
+        return firstStage[DeviceContext.pagingMode(atpMode).ordinal() * 8 + (sade ? 4 : 0) + (sum ? 2 : 0)
+                + (nested ? 1 : 0)];
     }
 
     /**

@@ -1,5 +1,7 @@
 package org.iommulab.riscv.internal.spec;
 
+import org.iommulab.pgtable.format.RiscvPaging;
+
 /**
  * The device-context (DC) and the device-directory table (DDT) that holds it (RISC-V IOMMU spec
  * 1.0, §2.1 "Device-Directory-Table"). This model implements the base format: capabilities.MSI_FLAT
@@ -80,6 +82,28 @@ public final class DeviceContext {
     /** @return the address the PPN field of an iohgatp, iosatp or pdtp points at */
     public static long atpRoot(long atp) {
         return (atp & ATP_PPN_MASK) << 12;
+    }
+
+    /**
+     * @param atpMode an iosatp or iohgatp MODE: Sv39 (Sv39x4), Sv48 (Sv48x4) or Sv57 (Sv57x4)
+     * @return the paging mode of that table (privileged ISA §4.4-§4.6, §9.5); Sv57 for any other MODE
+     */
+    public static RiscvPaging.Mode pagingMode(int atpMode) {
+        return switch (atpMode) {
+            case ATP_SV39 -> RiscvPaging.Mode.SV39;
+            case ATP_SV48 -> RiscvPaging.Mode.SV48;
+            default -> RiscvPaging.Mode.SV57;
+        };
+    }
+
+    /** @return the number of page-table levels of an iosatp/iohgatp MODE (Sv39 3, Sv48 4, Sv57 5), else 0 */
+    public static int atpLevels(int atpMode) {
+        return switch (atpMode) {
+            case ATP_SV39 -> 3;
+            case ATP_SV48 -> 4;
+            case ATP_SV57 -> 5;
+            default -> 0;
+        };
     }
 
     /** @return iohgatp.GSCID */

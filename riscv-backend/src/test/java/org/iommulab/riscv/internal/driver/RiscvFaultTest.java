@@ -95,16 +95,16 @@ class RiscvFaultTest {
 
     @Test
     void manyFaultsOverflowNothingTheDriverCannotConsume() throws Exception {
-        for (int i = 0; i < 3 * RiscvDriver.QUEUE_ENTRIES; i++) {
+        for (int i = 0; i < 3 * IommuUnit.QUEUE_ENTRIES; i++) {
             rig.tr(RID + 2, NO, 0x1000L * i, Access.READ); // DDT not valid: one record each
         }
         // The unit is not even on yet (no domain allocated): ddtp Off, nothing recorded.
         assertTrue(rig.faults.isEmpty());
         rig.drv.allocateDomain(DomainType.BLOCKED);
-        for (int i = 0; i < 3 * RiscvDriver.QUEUE_ENTRIES; i++) {
+        for (int i = 0; i < 3 * IommuUnit.QUEUE_ENTRIES; i++) {
             rig.tr(RID + 2, NO, 0x1000L * i, Access.READ);
         }
-        assertEquals(3 * RiscvDriver.QUEUE_ENTRIES, rig.faults.size(), "every record drained as it came");
+        assertEquals(3 * IommuUnit.QUEUE_ENTRIES, rig.faults.size(), "every record drained as it came");
         assertEquals(0, rig.reg(Reg.FQCSR, 4) & Reg.CSR_OF, "no overflow");
     }
 
