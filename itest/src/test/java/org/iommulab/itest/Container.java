@@ -40,7 +40,7 @@ public final class Container {
                 "gogo-runtime", "gogo-command"}) {
             o.add(fromFile(b, 3));
         }
-        for (String b : new String[] {"api", "platform", "pgtable", "vtd-backend", "smmuv3-backend", "vfio-type1", "mdev-idxd", "vmm", "launcher"}) {
+        for (String b : new String[] {"api", "platform", "pgtable", "vtd-backend", "smmuv3-backend", "vfio-type1", "mdev-idxd", "sva", "vmm", "launcher"}) {
             o.add(fromFile(b, 4));
         }
         o.add(junitBundles());

@@ -140,6 +140,57 @@ public interface HostProcess {
     long residentAddress(long vaddr);
 
     /**
+     * The pages resident now, for a user that starts mirroring the address space (the present
+     * entries of the CPU page table an SVA bind starts from). Pinned pages already unmapped from
+     * the process are not listed. Pages may change as soon as this returns: a user that mirrors
+     * them registers its {@link MmuNotifier} first.
+     *
+     * @return a new array of (virtual address, host physical address) pairs, both page aligned,
+     *     ascending by virtual address: {@code [va0, pa0, va1, pa1, ...]}; empty after exit
+     * @since 1.1
+     */
+    long[] residentMappings();
+
+    /**
+     * Resolves a fault on the page holding {@code vaddr} ({@code handle_mm_fault}): backs it with a
+     * frame if it is not resident (zero-filled, or its contents read back from swap) and tells
+     * every {@link MmuNotifier}; a resident page is left as it is.
+     *
+     * @param vaddr any address
+     * @param write whether the faulting access writes (every mapping is writable)
+     * @return the host physical address of the page (page aligned)
+     * @throws IommuException {@code EFAULT} if no mapping covers {@code vaddr}, {@code ENOMEM} if
+     *     no frame is left
+     * @since 1.1
+     */
+    long faultIn(long vaddr, boolean write) throws IommuException;
+
+    /**
+     * Writes the resident, unpinned pages of a range out to swap and frees their frames, after the
+     * {@link MmuNotifier}s invalidated them; the next touch (CPU or device fault) reads them back.
+     * Pinned pages stay resident.
+     *
+     * @param vaddr page aligned
+     * @param length bytes, rounded up to whole pages, at least 1
+     * @return the number of pages swapped out
+     * @throws IommuException {@code EINVAL} for a misaligned address, a length below 1 or a wrap
+     * @since 1.1
+     */
+    long swapOut(long vaddr, long length) throws IommuException;
+
+    /** @return the pages of this process held in swap now @since 1.1 */
+    long swappedPages();
+
+    /**
+     * @param notifier told of page changes until removed; added once however often it is passed
+     * @since 1.1
+     */
+    void addMmuNotifier(MmuNotifier notifier);
+
+    /** @param notifier a notifier added before; others are ignored @since 1.1 */
+    void removeMmuNotifier(MmuNotifier notifier);
+
+    /**
      * A window of the address space seen as a physical address space starting at 0: a VM's RAM as
      * its CPU and its virtual IOMMU see it (GPA {@code g} is {@code vaddr + g}). Pages are faulted in
      * on access; an access beyond {@code size} is an address-size error, one outside the process's

@@ -3,7 +3,7 @@
  * touch, with the page pinning and locked-memory accounting that VFIO's DMA mappings rely on.
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.iommulab.api.process;
 
 import org.osgi.annotation.bundle.Export;

@@ -16,7 +16,11 @@ import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Deactivate;
 import org.osgi.service.component.annotations.Reference;
 
-/** The host's process table. One monitor guards the name map; each process guards itself. */
+/**
+ * The host's process table. One monitor guards the name map; each process guards itself. An exiting
+ * process's {@link org.iommulab.api.process.MmuNotifier}s are released, with no lock held, before
+ * its address space is torn down.
+ */
 @Component(service = ProcessTable.class, immediate = true)
 public final class ProcessTableImpl implements ProcessTable {
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
@@ -65,6 +69,7 @@ public final class ProcessTableImpl implements ProcessTable {
         if (process == null) {
             throw new IommuException(Errno.ENOENT, "no process '" + name + "'");
         }
+        process.tellRelease();
         process.exit();
     }
 
@@ -76,6 +81,9 @@ public final class ProcessTableImpl implements ProcessTable {
             all = new ArrayList<>(processes.values());
             processes.clear();
         }
-        all.forEach(HostProcessImpl::exit);
+        for (HostProcessImpl process : all) {
+            process.tellRelease();
+            process.exit();
+        }
     }
 }

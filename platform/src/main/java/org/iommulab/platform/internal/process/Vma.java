@@ -47,6 +47,14 @@ final class Vma {
         chunks[c][(int) (index & (CHUNK - 1))] = frame | PRESENT;
     }
 
+    /** Makes page {@code index} unbacked again (swapped out); its frame is the caller's to free. */
+    void clearFrame(long index) {
+        long[] chunk = chunks[(int) (index >>> CHUNK_SHIFT)];
+        if (chunk != null) {
+            chunk[(int) (index & (CHUNK - 1))] = 0;
+        }
+    }
+
     /** Receives a backed page. */
     interface FrameVisitor {
         void visit(long index, long frame);
