@@ -136,6 +136,42 @@ class LauncherIT {
     }
 
     @Test
+    void svaDemoRunsToCompletion(@TempDir Path dir) throws Exception {
+        Run r = run(dir, "", "-c", "demo sva");
+        assertEquals(0, r.status(), r.err());
+        for (String vendor : List.of("vtd", "smmuv3")) {
+            assertTrue(r.out().contains("== host SVA on " + vendor), r.out());
+            assertTrue(r.out().contains("[sva] bind sva-" + vendor + "-app to sva-" + vendor + "-iommu:0x0010 -> PASID"), r.out());
+            assertTrue(r.out().contains("[sva-" + vendor + "-app] MEMMOVE of 16384 bytes by ENQCMD with PASID"), r.out());
+            assertTrue(r.out().contains("into sva-" + vendor + "-app"), r.out());
+        }
+        assertTrue(r.out().contains("PGTT 1"), "a first-stage-only PASID entry on VT-d: " + r.out());
+        assertTrue(r.out().contains("CONFIG CD 1"), "a CD on SMMUv3: " + r.out());
+        assertEquals(2, r.out().lines().filter(l -> l.startsWith("[iommu] page request: rid 0x0010")).count(), r.out());
+        assertEquals(2, r.out().lines().filter(l -> l.contains("answered Success (resolved 1, invalid 0)")).count(), r.out());
+        assertEquals(2, r.out().lines().filter(l -> l.contains("the copy completed after the fault: status=SUCCESS")).count(),
+                r.out());
+        assertEquals(2, r.out().lines().filter(l -> l.startsWith("[sva] unbind:")).count(), r.out());
+        assertTrue(r.out().contains("== host SVA demo complete =="), r.out());
+    }
+
+    @Test
+    void svaCommandsShareAProcessWithTheDevice(@TempDir Path dir) throws Exception {
+        Run r = run(dir, "", "-c", String.join("; ", "iommu:create smmuv3 smmu0", "idxd:create dsa0 smmu0 0x10",
+                "idxd:wq dsa0 0", "idxd:enable dsa0", "idxd:enable dsa0 0", "sva:process app", "sva:mmap app 0x200000",
+                "sva:write app 0x1000000000 0x1122334455667788", "sva:bind app smmu0 0x10",
+                "sva:memmove app dsa0 0 0x1000000000 0x1000100000 0x1000", "sva:read app 0x1000100000",
+                "sva:memmove app dsa0 0 0x1000000000 0x1000800000 0x1000", "sva:list", "sva:unbind app smmu0 0x10",
+                "sva:unbind app smmu0 0x10"));
+        assertEquals(1, r.status(), "the second unbind fails");
+        assertEquals(List.of("smmu0", "dsa0 group 1", "app", "0x1000000000", "1", "SUCCESS",
+                "bytes=0 fault=0x0 page-requests resolved=+1 invalid=+0", "0x1122334455667788", "PAGE_FAULT_IR",
+                "bytes=0 fault=0x1000800000 page-requests resolved=+0 invalid=+1",
+                "app iommu=smmu0 rid=0x10 pasid=1 set=app resolved=1 invalid=1"), r.out().lines().toList());
+        assertTrue(r.err().contains("error: ENOENT: app is not bound to smmu0:0x10"), r.err());
+    }
+
+    @Test
     void sigtermStopsGracefullyWithStatusZero(@TempDir Path dir) throws Exception {
         Process p = start(dir, "-c", "echo started; sleep 120000");
         // Wait until the command runs (the framework is up), then ask the process to stop.

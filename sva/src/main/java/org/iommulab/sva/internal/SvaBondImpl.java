@@ -157,13 +157,19 @@ final class SvaBondImpl implements SvaBond {
         failedGroups.clear();
     }
 
+    /**
+     * Answers a group. The counter moves before the answer goes out, so that whoever sees the
+     * device finish (it waits for this answer) also sees the count; an answer the IOMMU refuses
+     * takes it back.
+     */
     private void respond(int groupIndex, PageResponse response) {
+        AtomicLong counter = response == PageResponse.SUCCESS ? resolved : invalid;
+        counter.incrementAndGet();
         try {
             driver.pageResponse(requesterId, pasid, groupIndex, response);
         } catch (IommuException e) {
-            return; // ENOENT: the IOMMU answered it already (detach, close); ENODEV: it is gone
+            counter.decrementAndGet(); // ENOENT: the IOMMU answered it already (detach, close); ENODEV: it is gone
         }
-        (response == PageResponse.SUCCESS ? resolved : invalid).incrementAndGet();
     }
 
     @Override

@@ -11,6 +11,7 @@ import org.iommulab.api.spi.DomainType;
 import org.iommulab.api.spi.IommuDriver;
 import org.iommulab.api.spi.IommuInstance;
 import org.iommulab.api.translation.Translation;
+import org.iommulab.platform.internal.device.DeviceBusImpl;
 import org.iommulab.platform.internal.memory.HostMemoryComponent;
 import org.iommulab.platform.internal.pasid.PasidSpaceImpl;
 import org.iommulab.platform.internal.process.ProcessTableImpl;
@@ -49,6 +50,7 @@ final class SvaStack implements AutoCloseable {
     final PasidSpaceImpl pasids = new PasidSpaceImpl();
     final IommuRegistryImpl registry = new IommuRegistryImpl(memory);
     final ProcessTableImpl processes = new ProcessTableImpl(memory);
+    final DeviceBusImpl bus = new DeviceBusImpl();
     final VtdBackend vtd = new VtdBackend();
     final SvaServiceImpl sva;
 

@@ -51,7 +51,7 @@ record Arguments(Mode mode, String text, List<String> scriptArgs) {
                 "usage: iommulab                 interactive shell (tab completes commands)",
                 "       iommulab -c <command>    run one command line and exit",
                 "       iommulab <script> [args] run a Gogo script and exit",
-                "       iommulab demo            run the demo",
+                "       iommulab demo [sva]      run the demo (sva: the host SVA demo)",
                 "Exit status: 0 on success, 1 when a command fails, 2 for bad usage.");
     }
 }

@@ -9,7 +9,9 @@ import org.iommulab.api.idxd.IdxdService;
 import org.iommulab.api.vmm.VmManager;
 import org.iommulab.api.memory.HostMemory;
 import org.iommulab.api.pasid.PasidSpace;
+import org.iommulab.api.process.ProcessTable;
 import org.iommulab.api.spi.IommuRegistry;
+import org.iommulab.api.sva.SvaService;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
 import org.osgi.service.component.annotations.ReferenceCardinality;
@@ -46,6 +48,14 @@ public final class DemoCommand {
             policyOption = ReferencePolicyOption.GREEDY)
     private volatile VmManager vmm;
 
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC,
+            policyOption = ReferencePolicyOption.GREEDY)
+    private volatile SvaService sva;
+
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC,
+            policyOption = ReferencePolicyOption.GREEDY)
+    private volatile ProcessTable processes;
+
     private final AtomicInteger runs = new AtomicInteger();
 
     /**
@@ -72,6 +82,40 @@ public final class DemoCommand {
         vsva.run("vtd");
         vsva.run("smmuv3");
         out.println("== demo complete ==");
+        runs.incrementAndGet();
+    }
+
+    /**
+     * Runs a demo scenario: {@code vsva} (the default demo) or {@code sva} (host SVA: a host process
+     * uses the IDXD device directly on VT-d and SMMUv3).
+     *
+     * @param scenario the scenario name
+     * @throws IommuException if a step fails in a way the demo does not expect
+     */
+    @Descriptor("run a demo scenario: vsva (the default) or sva (a host process shares its address space with an IDXD device)")
+    public void demo(@Descriptor("vsva or sva") String scenario) throws IommuException, InterruptedException {
+        switch (scenario) {
+            case "vsva" -> demo();
+            case "sva" -> hostSva();
+            default -> throw new IllegalArgumentException("unknown demo scenario '" + scenario + "' (vsva, sva)");
+        }
+    }
+
+    private void hostSva() throws IommuException, InterruptedException {
+        PasidSpace p = pasids;
+        IommuRegistry r = registry;
+        IdxdService devices = idxd;
+        SvaService s = sva;
+        ProcessTable t = processes;
+        if (p == null || r == null || t == null || devices == null || s == null) {
+            throw new IllegalStateException(
+                    "the platform, IDXD and SVA services are not available (are platform, mdev-idxd and sva started?)");
+        }
+        PrintStream out = System.out;
+        HostSvaDemo demo = new HostSvaDemo(r, devices, s, t, p, out);
+        demo.run("vtd");
+        demo.run("smmuv3");
+        out.println("== host SVA demo complete ==");
         runs.incrementAndGet();
     }
 

@@ -6,37 +6,17 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.lang.annotation.Annotation;
 
 import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.process.HostProcess;
 import org.iommulab.platform.internal.memory.HostMemoryComponent;
+import org.iommulab.platform.internal.memory.TestHostMemory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
 class HostProcessImplTest {
-    private final HostMemoryComponent memory = new HostMemoryComponent(new HostMemoryComponent.Config() {
-        @Override
-        public Class<? extends Annotation> annotationType() {
-            return HostMemoryComponent.Config.class;
-        }
-
-        @Override
-        public int addressBits() {
-            return 48;
-        }
-
-        @Override
-        public long poolBase() {
-            return 1L << 40;
-        }
-
-        @Override
-        public long poolFrames() {
-            return 256;
-        }
-    });
+    private final HostMemoryComponent memory = TestHostMemory.create(48, 1L << 40, 256);
     private final ProcessTableImpl table = new ProcessTableImpl(memory);
 
     private static void assertErrno(Errno errno, Executable call) {

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.lang.annotation.Annotation;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -29,6 +28,7 @@ import org.iommulab.api.spi.IommuDriver;
 import org.iommulab.api.spi.IommuInstance;
 import org.iommulab.api.translation.Translation;
 import org.iommulab.platform.internal.memory.HostMemoryComponent;
+import org.iommulab.platform.internal.memory.TestHostMemory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 import org.osgi.framework.Constants;
@@ -37,27 +37,7 @@ class IommuRegistryImplTest {
 
     /** Everything that happened, in order, across backends, instances and listeners. */
     private final List<String> journal = Collections.synchronizedList(new ArrayList<>());
-    private final HostMemory memory = new HostMemoryComponent(new HostMemoryComponent.Config() {
-        @Override
-        public Class<? extends Annotation> annotationType() {
-            return HostMemoryComponent.Config.class;
-        }
-
-        @Override
-        public int addressBits() {
-            return 48;
-        }
-
-        @Override
-        public long poolBase() {
-            return 1L << 40;
-        }
-
-        @Override
-        public long poolFrames() {
-            return 64;
-        }
-    });
+    private final HostMemory memory = TestHostMemory.create(48, 1L << 40, 64);
     private final IommuRegistryImpl registry = new IommuRegistryImpl(memory);
 
     private final class FakeInstance implements IommuInstance {
