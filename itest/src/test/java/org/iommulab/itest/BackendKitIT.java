@@ -4,17 +4,11 @@ import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 
 import java.util.List;
-import java.util.Map;
 
 import javax.inject.Inject;
 
-import org.iommulab.api.errno.IommuException;
-import org.iommulab.api.memory.FrameAllocator;
 import org.iommulab.api.memory.HostMemory;
-import org.iommulab.api.memory.PhysicalMemory;
-import org.iommulab.api.pasid.PasidSet;
 import org.iommulab.api.pasid.PasidSpace;
-import org.iommulab.api.spi.IommuInstance;
 import org.iommulab.api.spi.IommuRegistry;
 import org.iommulab.pgtable.PageTableFormat;
 import org.iommulab.pgtable.format.ArmGranule;
@@ -62,32 +56,7 @@ public class BackendKitIT {
     }
 
     private BackendUnderTest target(String vendor, PageTableFormat firstStage) {
-        return new BackendUnderTest() {
-            @Override
-            public IommuInstance create(String name) throws IommuException {
-                return registry.create(vendor, name, Map.of());
-            }
-
-            @Override
-            public PhysicalMemory memory() {
-                return memory;
-            }
-
-            @Override
-            public FrameAllocator frames() {
-                return memory;
-            }
-
-            @Override
-            public PasidSet pasidSet(String owner) throws IommuException {
-                return pasids.createSet(owner, 8);
-            }
-
-            @Override
-            public PageTableFormat firstStageFormat() {
-                return firstStage;
-            }
-        };
+        return new RegistryTarget(registry, memory, pasids, vendor, firstStage);
     }
 
     @Test

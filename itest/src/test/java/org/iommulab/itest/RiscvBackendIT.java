@@ -12,17 +12,13 @@ import javax.inject.Inject;
 
 import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
-import org.iommulab.api.memory.FrameAllocator;
 import org.iommulab.api.memory.HostMemory;
-import org.iommulab.api.memory.PhysicalMemory;
 import org.iommulab.api.nesting.PasidTableConfig;
-import org.iommulab.api.pasid.PasidSet;
 import org.iommulab.api.pasid.PasidSpace;
 import org.iommulab.api.spi.DomainType;
 import org.iommulab.api.spi.IommuDomain;
 import org.iommulab.api.spi.IommuInstance;
 import org.iommulab.api.spi.IommuRegistry;
-import org.iommulab.pgtable.PageTableFormat;
 import org.iommulab.pgtable.format.RiscvPaging;
 import org.iommulab.testkit.BackendUnderTest;
 import org.iommulab.testkit.ConformanceKit;
@@ -84,48 +80,26 @@ public class RiscvBackendIT {
         return registry.backends().stream().anyMatch(b -> b.vendor.equals(VENDOR));
     }
 
-    private final BackendUnderTest target = new BackendUnderTest() {
-        @Override
-        public IommuInstance create(String name) throws IommuException {
-            return registry.create(VENDOR, name, Map.of());
-        }
-
-        @Override
-        public PhysicalMemory memory() {
-            return memory;
-        }
-
-        @Override
-        public FrameAllocator frames() {
-            return memory;
-        }
-
-        @Override
-        public PasidSet pasidSet(String owner) throws IommuException {
-            return pasids.createSet(owner, 8);
-        }
-
-        @Override
-        public PageTableFormat firstStageFormat() throws IommuException {
-            return RiscvPaging.firstStage(RiscvPaging.Mode.SV48, 52, true, false, true);
-        }
-
-        /** A PD8 process-directory table: PC = {ta: V, PSCID 31:12; fsc: MODE 63:60 = Sv48 (9), PPN 43:0}. */
-        @Override
-        public GuestPasidTable writeGuestPasidTable(GuestMemory guest, int pasid, long firstStageRoot) throws IommuException {
-            long pdt = guest.allocateFrames(1);
-            long pc = pdt + 16L * pasid;
-            guest.write64(pc + 8, 9L << 60 | firstStageRoot >>> 12);
-            guest.write64(pc, 1 | (long) GUEST_PSCID << 12);
-            return new GuestPasidTable(new PasidTableConfig("riscv-iommu", pdt, 8, PasidTableConfig.TRANSLATE, 0, 1),
-                    GUEST_PSCID);
-        }
-    };
+    /** The backend through the registry, with a guest PASID table written as a guest driver would. */
+    private BackendUnderTest target() throws IommuException {
+        return new RegistryTarget(registry, memory, pasids, VENDOR, RiscvPaging.firstStage(RiscvPaging.Mode.SV48, 52, true, false, true)) {
+            /** A PD8 process-directory table: PC = {ta: V, PSCID 31:12; fsc: MODE 63:60 = Sv48 (9), PPN 43:0}. */
+            @Override
+            public GuestPasidTable writeGuestPasidTable(GuestMemory guest, int pasid, long firstStageRoot) throws IommuException {
+                long pdt = guest.allocateFrames(1);
+                long pc = pdt + 16L * pasid;
+                guest.write64(pc + 8, 9L << 60 | firstStageRoot >>> 12);
+                guest.write64(pc, 1 | (long) GUEST_PSCID << 12);
+                return new GuestPasidTable(new PasidTableConfig("riscv-iommu", pdt, 8, PasidTableConfig.TRANSLATE, 0, 1),
+                        GUEST_PSCID);
+            }
+        };
+    }
 
     @Test
     public void installedIntoTheRunningContainerItPassesTheKit() throws Exception {
         Bundle b = installRiscv();
-        List<String> skipped = ConformanceKit.runAll(target);
+        List<String> skipped = ConformanceKit.runAll(target());
         assertEquals(skipped.toString(), 1, skipped.size());
         assertTrue(skipped.toString(), skipped.get(0).startsWith("nested-bind"));
         b.uninstall();
@@ -136,7 +110,7 @@ public class RiscvBackendIT {
     public void itHotSwapsWithALiveDomainAndLeavesWhenUninstalled() throws Exception {
         Bundle b = installRiscv();
         List<String> removed = Container.instanceRemovals(context);
-        ConformanceKit.hotSwap(target, new ConformanceKit.HotSwapControl() {
+        ConformanceKit.hotSwap(target(), new ConformanceKit.HotSwapControl() {
             @Override
             public void stop() throws Exception {
                 b.stop();

@@ -4,7 +4,7 @@
  * the {@code IommuInstance} that pairs it with its host driver and handles closing.
  */
 @Export
-@Version("1.1.0")
+@Version("1.2.0")
 package org.iommulab.pgtable.unit;
 
 import org.osgi.annotation.bundle.Export;

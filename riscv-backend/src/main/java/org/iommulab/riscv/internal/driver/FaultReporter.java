@@ -14,6 +14,7 @@ import org.iommulab.api.translation.Access;
 import org.iommulab.api.translation.FaultKind;
 import org.iommulab.api.translation.Stage;
 import org.iommulab.pgtable.format.RiscvPaging;
+import org.iommulab.pgtable.unit.Drainer;
 import org.iommulab.riscv.internal.spec.DeviceContext;
 import org.iommulab.riscv.internal.spec.FaultRecord;
 import org.iommulab.riscv.internal.spec.ProcessContext;

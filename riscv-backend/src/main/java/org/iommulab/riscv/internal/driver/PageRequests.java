@@ -9,6 +9,7 @@ import org.iommulab.api.fault.PageRequest;
 import org.iommulab.api.fault.PageResponse;
 import org.iommulab.api.pasid.Pasids;
 import org.iommulab.api.translation.Access;
+import org.iommulab.pgtable.unit.Drainer;
 import org.iommulab.pgtable.unit.PendingPageRequests;
 import org.iommulab.riscv.internal.spec.Command;
 import org.iommulab.riscv.internal.spec.PageRequestRecord;

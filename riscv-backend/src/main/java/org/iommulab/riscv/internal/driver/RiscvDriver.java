@@ -26,6 +26,7 @@ import org.iommulab.api.spi.IommuDriver;
 import org.iommulab.pgtable.FlushOps;
 import org.iommulab.pgtable.IoPageTable;
 import org.iommulab.pgtable.format.RiscvPaging;
+import org.iommulab.pgtable.unit.Drainer;
 import org.iommulab.riscv.internal.hw.RiscvHardware;
 import org.iommulab.riscv.internal.spec.Command;
 import org.iommulab.riscv.internal.spec.DeviceContext;

@@ -38,6 +38,7 @@ import org.iommulab.pgtable.FlushOps;
 import org.iommulab.pgtable.IoPageTable;
 import org.iommulab.pgtable.format.ArmGranule;
 import org.iommulab.pgtable.format.ArmStage2;
+import org.iommulab.pgtable.unit.Drainer;
 import org.iommulab.pgtable.unit.ModeledInstance;
 import org.iommulab.pgtable.unit.PendingPageRequests;
 import org.iommulab.pgtable.unit.StateWords;
