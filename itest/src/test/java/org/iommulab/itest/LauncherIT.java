@@ -152,7 +152,27 @@ class LauncherIT {
         assertEquals(2, r.out().lines().filter(l -> l.contains("the copy completed after the fault: status=SUCCESS")).count(),
                 r.out());
         assertEquals(2, r.out().lines().filter(l -> l.startsWith("[sva] unbind:")).count(), r.out());
+        assertEquals(2, r.out().lines().filter(l -> l.startsWith("[idxd] sva-") && l.endsWith("(claimed by user-wq)")).count(),
+                r.out());
+        assertEquals(2, r.out().lines().filter(l -> l.startsWith("[pasid] a guest mdev asking for PASID")
+                && l.contains("EPERM")).count(), r.out());
+        assertEquals(2, r.out().lines().filter(l -> l.contains("revoked with it: ENQCMD rejected")).count(), r.out());
         assertTrue(r.out().contains("== host SVA demo complete =="), r.out());
+    }
+
+    @Test
+    void pasidSetsAreHandlesSharedOnlyWhenAuthorisedWithinTheOwnersLimit(@TempDir Path dir) throws Exception {
+        Run r = run(dir, "", "-c", String.join("; ", "pasid:quota alice 2", "pasid:open alice 4", "pasid:open alice 4",
+                "pasid:alloc alice/1", "pasid:alloc alice/2", "pasid:claim alice/1 1 user-wq",
+                "pasid:authorize alice/1 user-wq vfio-mdev", "pasid:claim alice/1 1 vfio-mdev", "pasid:info alice/1",
+                "pasid:list", "pasid:alloc alice/2"));
+        assertEquals(1, r.status(), "the third allocation passes the owner's limit");
+        assertEquals(List.of("owner alice quota=2 used=0 sets=-", "alice/1", "alice/2", "1", "2", "user-wq",
+                "user-wq,vfio-mdev", "set alice/1 quota=4 used=1 authorized=user-wq,vfio-mdev",
+                "pasid 1 consumers=user-wq,vfio-mdev", "space capacity=1048575 reserved=8 allocated=2",
+                "owner alice quota=2 used=2 sets=1-2", "set alice id=1 quota=4 used=1 pasids=1 authorized=user-wq,vfio-mdev",
+                "set alice id=2 quota=4 used=1 pasids=2 authorized=-"), r.out().lines().toList());
+        assertTrue(r.err().contains("ENOSPC: owner 'alice' is at its limit of 2 PASIDs"), r.err());
     }
 
     @Test

@@ -12,4 +12,8 @@ public class PasidSetDTO {
     public int[] pasids;
     /** {@code true} once the set is closed. */
     public boolean closed;
+    /** The consumers authorised to share the set's PASIDs, sorted; {@code null} in a 1.0 snapshot. */
+    public String[] authorized;
+    /** The claims held now, by PASID then consumer; {@code null} in a 1.0 snapshot. */
+    public PasidClaimDTO[] claims;
 }

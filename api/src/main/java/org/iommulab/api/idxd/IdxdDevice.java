@@ -144,6 +144,23 @@ public interface IdxdDevice {
     Map<String, Long> statistics();
 
     /**
+     * Opens a shared work queue for a host process, with a PASID handle passed to this driver (the
+     * character-device path of Linux idxd). The PASID is claimed for
+     * {@link org.iommulab.api.pasid.PasidConsumers#USER_WQ}: refused while another consumer (a guest's
+     * mdev) uses it unless its set authorises both.
+     *
+     * @param wq an enabled shared work queue that backs no mdev
+     * @param set the set the PASID belongs to
+     * @param pasid the PASID the process's descriptors carry (its SVA PASID)
+     * @return the open queue
+     * @throws IommuException {@code EINVAL} for a bad index, a dedicated or disabled queue or no set,
+     *     {@code EBUSY} if the queue backs an mdev, {@code EPERM} if the set does not hold the PASID
+     *     or does not authorise sharing it, {@code ENODEV} if the set is closed
+     * @since 1.1
+     */
+    UserWq openUserWq(int wq, org.iommulab.api.pasid.PasidSet set, int pasid) throws IommuException;
+
+    /**
      * Creates a mediated device over one of this device's work queues, for a VM (Linux's idxd
      * {@code vdcm}): a virtual device with one virtual work queue the guest programs through
      * virtual registers.
@@ -154,7 +171,7 @@ public interface IdxdDevice {
      * @return the mdev
      * @throws IommuException {@code EEXIST} for a taken name (mdev or requester), {@code EINVAL} for
      *     an unknown or unconfigured queue, {@code EBUSY} if a dedicated queue backs another mdev
-     *     already
+     *     already or the queue is open as a user queue
      */
     Mdev createMdev(String name, int wq, PasidSet vmPasids) throws IommuException;
 }

@@ -59,8 +59,11 @@ public interface Mdev {
      *
      * @param guestPasid the guest's PASID
      * @param hostPasid a PASID of the VM's set
-     * @throws IommuException {@code EPERM} if the host PASID is not the VM's, {@code EINVAL} for
-     *     out-of-range values, {@code EEXIST} if the guest PASID is translated already
+     * @throws IommuException {@code EPERM} if the host PASID is not the VM's, or another consumer
+     *     (a host user queue) uses it and the VM's set does not authorise sharing it with
+     *     {@link org.iommulab.api.pasid.PasidConsumers#VFIO_MDEV}; {@code EINVAL} for out-of-range
+     *     values; {@code EEXIST} if the guest PASID is translated already; {@code ENODEV} if the
+     *     mdev is closed or the set is
      */
     void mapGuestPasid(int guestPasid, int hostPasid) throws IommuException;
 
@@ -78,7 +81,8 @@ public interface Mdev {
      *
      * @param descriptor 64 bytes
      * @param guestPasid the guest process's PASID
-     * @return REJECTED for an untranslated guest PASID or a host PASID no longer in the VM's set,
+     * @return REJECTED for an untranslated guest PASID or a host PASID revoked since (freed, or the
+     *     VM's set closed),
      *     RETRY when the queue is full or disabled, else ACCEPTED
      */
     SubmitStatus enqcmd(byte[] descriptor, int guestPasid);

@@ -3,7 +3,7 @@
  * PASIDs, and its mediated devices for guests.
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.iommulab.api.idxd;
 
 import org.osgi.annotation.bundle.Export;

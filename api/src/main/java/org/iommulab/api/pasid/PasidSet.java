@@ -9,6 +9,12 @@ import org.osgi.annotation.versioning.ProviderType;
  * with a quota, after Linux's {@code ioasid_set}. A PASID can be bound, invalidated or used for DMA
  * only on behalf of the set that owns it: callers check with {@link #checkOwned}.
  *
+ * <p>A PASID is a handle for an IOMMU page table that its holder may pass to several consumers
+ * (the "/dev/sva" proposal of the 2020 vSVA discussion): each consumer that submits DMA with it
+ * takes a {@link #claim}. One consumer may claim a PASID any number of times (one page table used
+ * by several of its devices); two different consumers may share a PASID only if the set
+ * {@link #authorize authorises} both. Freeing a PASID or closing the set revokes every claim on it.
+ *
  * <p>Thread safe: allocations from many threads never return the same PASID twice. A rejected call
  * changes nothing.
  */
@@ -31,7 +37,8 @@ public interface PasidSet {
      * Allocates the lowest free PASID.
      *
      * @return a PASID from 1 to {@link Pasids#MAX_PASID}
-     * @throws IommuException {@code ENOSPC} if the quota is used up or no PASID is free,
+     * @throws IommuException {@code ENOSPC} if the set's quota or its owner's limit is used up or no
+     *     PASID is free,
      *     {@code ENODEV} if the set is closed
      */
     int allocate() throws IommuException;
@@ -43,8 +50,8 @@ public interface PasidSet {
      * @param min lowest acceptable PASID, at least 1
      * @param max highest acceptable PASID, at most {@link Pasids#MAX_PASID}
      * @return the allocated PASID
-     * @throws IommuException {@code EINVAL} for a bad range, {@code ENOSPC} if the quota is used up
-     *     or the range has no free PASID, {@code EBUSY} if a specific PASID is taken,
+     * @throws IommuException {@code EINVAL} for a bad range, {@code ENOSPC} if the set's quota or its
+     *     owner's limit is used up or the range has no free PASID, {@code EBUSY} if a specific PASID is taken,
      *     {@code ENODEV} if the set is closed
      */
     int allocate(int min, int max) throws IommuException;
@@ -84,6 +91,45 @@ public interface PasidSet {
 
     /** @return {@code true} once {@link #close} has run */
     boolean isClosed();
+
+    /**
+     * Lets a consumer share this set's PASIDs with other authorised consumers. Authorising twice
+     * does nothing.
+     *
+     * @param consumer a consumer name, for example {@link PasidConsumers#USER_WQ}
+     * @throws IommuException {@code EINVAL} for a blank name, {@code ENODEV} if the set is closed
+     * @since 1.2
+     */
+    void authorize(String consumer) throws IommuException;
+
+    /**
+     * @return the consumers this set authorises to share its PASIDs, sorted, in a new array
+     * @since 1.2
+     */
+    String[] authorized();
+
+    /**
+     * A consumer starts using one of the set's PASIDs. Allowed when the PASID has no claim by
+     * another consumer, or when the set authorises this consumer and every other consumer holding a
+     * claim on it.
+     *
+     * @param pasid a PASID of this set
+     * @param consumer the consumer's name, for example {@link PasidConsumers#VFIO_MDEV}
+     * @return the claim, valid until released or revoked
+     * @throws IommuException {@code EINVAL} for a blank consumer or a PASID outside the space,
+     *     {@code EPERM} if the set does not hold the PASID or another consumer holds it and the set
+     *     does not authorise both, {@code ENODEV} if the set is closed
+     * @since 1.2
+     */
+    PasidClaim claim(int pasid, String consumer) throws IommuException;
+
+    /**
+     * @param pasid any value
+     * @return the consumers holding a claim on {@code pasid} now, sorted, in a new array (empty if
+     *     none, or if the set does not hold it)
+     * @since 1.2
+     */
+    String[] consumers(int pasid);
 
     /** @return a snapshot of this set, never {@code null} */
     PasidSetDTO toDTO();

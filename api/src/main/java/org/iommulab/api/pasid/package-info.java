@@ -2,7 +2,7 @@
  * The system-wide 20-bit PASID space and PASID sets (Linux ioasid_set): allocation, quotas, ownership.
  */
 @Export
-@Version("1.1.0")
+@Version("1.2.0")
 package org.iommulab.api.pasid;
 
 import org.osgi.annotation.bundle.Export;

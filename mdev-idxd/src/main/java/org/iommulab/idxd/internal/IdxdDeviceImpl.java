@@ -10,7 +10,10 @@ import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.idxd.IdxdDevice;
 import org.iommulab.api.idxd.Mdev;
 import org.iommulab.api.idxd.SubmitStatus;
+import org.iommulab.api.idxd.UserWq;
 import org.iommulab.api.idxd.WorkQueueConfig;
+import org.iommulab.api.pasid.PasidClaim;
+import org.iommulab.api.pasid.PasidConsumers;
 import org.iommulab.api.pasid.PasidSet;
 import org.iommulab.idxd.internal.hw.DsaDevice;
 import org.iommulab.idxd.internal.hw.DsaDriver;
@@ -22,6 +25,8 @@ final class IdxdDeviceImpl implements IdxdDevice {
     private final DsaDriver driver;
     private final IdxdServiceImpl service;
     private final List<MdevImpl> mdevs = new ArrayList<>();
+    /** Guarded by this. */
+    private final List<UserWqImpl> userWqs = new ArrayList<>();
 
     IdxdDeviceImpl(DsaDevice hw, IdxdServiceImpl service) {
         this.hw = hw;
@@ -140,11 +145,48 @@ final class IdxdDeviceImpl implements IdxdDevice {
     }
 
     @Override
+    public synchronized UserWq openUserWq(int wq, PasidSet set, int pasid) throws IommuException {
+        if (set == null) {
+            throw new IommuException(Errno.EINVAL, "a user queue needs the PASID's set");
+        }
+        WorkQueueConfig config = driver.read(index(wq));
+        if (config.dedicated() || !driver.wqEnabled(wq)) {
+            throw new IommuException(Errno.EINVAL, name() + " wq" + wq + " is not an enabled shared queue");
+        }
+        if (hw.claimed(wq) && !userQueue(wq)) {
+            throw new IommuException(Errno.EBUSY, name() + " wq" + wq + " backs an mdev");
+        }
+        PasidClaim claim = set.claim(pasid, PasidConsumers.USER_WQ);
+        UserWqImpl open = new UserWqImpl(this, hw, wq, claim);
+        try {
+            hw.claim(wq, open); // a shared queue takes any number of users
+        } catch (IommuException | RuntimeException e) {
+            claim.release();
+            throw e;
+        }
+        userWqs.add(open);
+        return open;
+    }
+
+    private boolean userQueue(int wq) {
+        return userWqs.stream().anyMatch(u -> u.wq() == wq);
+    }
+
+    synchronized void forget(UserWqImpl closed) {
+        userWqs.remove(closed);
+    }
+
+    @Override
     public Mdev createMdev(String name, int wq, PasidSet vmPasids) throws IommuException {
         if (vmPasids == null) {
             throw new IommuException(Errno.EINVAL, "an mdev needs the VM's PASID set");
         }
         index(wq);
+        synchronized (this) {
+            if (userQueue(wq)) {
+                throw new IommuException(Errno.EBUSY, name() + " wq" + wq + " is open as a user queue");
+            }
+        }
         Requester requester = service.bus().registerMediated(name, name());
         MdevImpl mdev = new MdevImpl(name, this, hw, wq, vmPasids, closed -> {
             service.forget(closed);
@@ -170,14 +212,17 @@ final class IdxdDeviceImpl implements IdxdDevice {
         return mdev;
     }
 
-    /** Unplug: the mdevs close, then the hardware. */
+    /** Unplug: the mdevs and user queues close, then the hardware. */
     void close() {
         List<MdevImpl> all;
+        List<UserWqImpl> users;
         synchronized (this) {
             all = new ArrayList<>(mdevs);
             mdevs.clear();
+            users = new ArrayList<>(userWqs);
         }
         all.forEach(MdevImpl::unplug);
+        users.forEach(UserWqImpl::close);
         hw.close();
     }
 

@@ -73,6 +73,8 @@ class MdevPasidIsolationPropertyTest {
         int spare;
         boolean spareHeld = true;
         final Map<Integer, Integer> guestToHost = new HashMap<>();
+        /** Guest PASIDs whose host PASID was freed since they were mapped: revoked until remapped. */
+        final java.util.Set<Integer> revoked = new java.util.HashSet<>();
         byte[] expectedDst = new byte[SIZE];
 
         Vm(String name) throws Exception {
@@ -133,6 +135,7 @@ class MdevPasidIsolationPropertyTest {
                     if (vm.guestToHost.remove(guestPasid) != null) {
                         vm.mdev.unmapGuestPasid(guestPasid);
                     }
+                    vm.revoked.remove(guestPasid);
                 }
                 case 2 -> toggleSpare(vm);
                 default -> copy(rnd, vm, guestPasid);
@@ -183,6 +186,12 @@ class MdevPasidIsolationPropertyTest {
         if (vm.spareHeld) {
             assertEquals(1, vm.space.container.pasidFree(vm.spare, vm.spare));
             vm.spareHeld = false;
+            // Freeing revokes the mdev's claim: taking the same value back does not revive it.
+            vm.guestToHost.forEach((guest, host) -> {
+                if (host == vm.spare) {
+                    vm.revoked.add(guest);
+                }
+            });
             freed++;
         } else {
             try {
@@ -201,7 +210,7 @@ class MdevPasidIsolationPropertyTest {
         vm.space.write(COMP, new byte[32]);
         byte[] d = Dsa.descriptor(Dsa.OP_MEMMOVE).addr1(gva(SRC)).addr2(gva(DST)).size(SIZE).completion(gva(COMP)).build();
         Integer host = vm.guestToHost.get(guestPasid);
-        boolean usable = host != null && vm.owns(host);
+        boolean usable = host != null && vm.owns(host) && !vm.revoked.contains(guestPasid);
         SubmitStatus status = vm.mdev.enqcmd(d, guestPasid);
         assertEquals(usable ? SubmitStatus.ACCEPTED : SubmitStatus.REJECTED, status,
                 vm.name + " guest PASID " + guestPasid + " -> " + host);

@@ -87,7 +87,7 @@ final class Nesting {
     private void prune() {
         PasidSet set = set();
         if (set != null) {
-            bindings.keySet().removeIf(pasid -> !set.contains(pasid));
+            bindings.keySet().removeIf(pasid -> pasid != Pasids.RESERVED_PASID && !set.contains(pasid));
             allocated.removeIf(pasid -> !set.contains(pasid));
         }
     }
@@ -140,6 +140,10 @@ final class Nesting {
         if (bind == null) {
             throw new IommuException(Errno.EINVAL, "no bind data");
         }
+        if (bind.hostPasid() == Pasids.RESERVED_PASID) {
+            bindRidPasid(cd, bind);
+            return;
+        }
         requireSet().checkOwned(bind.hostPasid());
         prune();
         if (bindings.containsKey(bind.hostPasid())) {
@@ -151,6 +155,30 @@ final class Nesting {
         }
         bindAll(cd, capable, bind);
         bindings.put(bind.hostPasid(), bind);
+    }
+
+    /**
+     * Guest IOVA over first stage: the guest's table for requests without PASID (RID_PASID, PASID
+     * 0), nested on the container's domain. PASID 0 is in no set, so no ownership check applies;
+     * instead it is the container's only when every requester of its domain is a whole device the
+     * container holds: an mdev's requests without PASID are its parent's, shared with the host and
+     * other mdevs, so a container holding one is refused (EPERM), whatever the guest wrote.
+     */
+    private void bindRidPasid(ContainerDomain cd, GuestPasidBind bind) throws IommuException {
+        for (Requester r : cd.requesters) {
+            if (r.mediated()) {
+                throw new IommuException(Errno.EPERM, "PASID 0 of " + r.name()
+                        + " is its parent's RID_PASID: a mediated device's guest IOVA is not bound");
+            }
+        }
+        if (cd.requesters.isEmpty()) {
+            throw new IommuException(Errno.ENODEV, "the container's domain has no requester");
+        }
+        if (bindings.containsKey(Pasids.RESERVED_PASID)) {
+            throw new IommuException(Errno.EBUSY, "PASID 0 (RID_PASID) is bound already");
+        }
+        bindAll(cd, cd.requesters, bind);
+        bindings.put(Pasids.RESERVED_PASID, bind);
     }
 
     private void bindAll(ContainerDomain cd, List<Requester> requesters, GuestPasidBind bind) throws IommuException {
@@ -169,12 +197,15 @@ final class Nesting {
     }
 
     void unbind(ContainerDomain cd, int hostPasid) throws IommuException {
-        requireSet().checkOwned(hostPasid);
+        boolean ridPasid = hostPasid == Pasids.RESERVED_PASID;
+        if (!ridPasid) {
+            requireSet().checkOwned(hostPasid);
+        }
         prune();
         if (!bindings.containsKey(hostPasid)) {
             throw new IommuException(Errno.ENOENT, "PASID " + hostPasid + " is not bound");
         }
-        for (Requester r : cd.pasidCapable()) {
+        for (Requester r : ridPasid ? cd.requesters : cd.pasidCapable()) {
             unbindQuietly(cd, r, hostPasid);
         }
         bindings.remove(hostPasid);

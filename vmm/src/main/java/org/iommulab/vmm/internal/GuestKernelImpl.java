@@ -44,6 +44,10 @@ final class GuestKernelImpl implements GuestKernel {
     private final AtomicLong pageRequests = new AtomicLong();
     private final java.util.concurrent.atomic.AtomicInteger nextSsid = new java.util.concurrent.atomic.AtomicInteger(1);
     private boolean listening;
+    /** The blocked domain each probed device's requests without PASID are attached to, by virtual rid. */
+    private final java.util.Map<Integer, IommuDomain> blocked = new java.util.HashMap<>();
+    /** The DMA (IOVA) domains in use, by virtual rid. */
+    private final java.util.Map<Integer, GuestDma> dma = new java.util.HashMap<>();
 
     GuestKernelImpl(VmImpl vm, IommuInstance viommu, PhysicalMemory memory, GuestPool tables, GuestPool pages) {
         this.vm = vm;
@@ -117,6 +121,7 @@ final class GuestKernelImpl implements GuestKernel {
         // The device's requests without PASID are blocked: the guest uses it through SVA only.
         IommuDomain blocked = driver().allocateDomain(DomainType.BLOCKED);
         driver().attach(blocked, virtualRid);
+        this.blocked.put(virtualRid, blocked);
         if (mdev != null) {
             // The guest's idxd driver: one shared virtual queue, PASIDs from submitters, block on fault.
             mdev.mmioWrite(WQCFG, 16, 4);                                 // wq_size
@@ -127,6 +132,49 @@ final class GuestKernelImpl implements GuestKernel {
         }
         vm.log("guest: probed the device at 0x%x: attached through the virtual IOMMU%s", virtualRid,
                 mdev != null ? ", shared virtual queue enabled" : "");
+    }
+
+    /**
+     * The guest's driver turns DMA remapping on for a probed device: its requests without PASID
+     * are translated by a DMA domain of the virtual IOMMU from now on (VT-d: RID_PASID with a
+     * first-stage table; SMMUv3: CD 0). Call it before binding processes to the device: the
+     * guest's driver drops a device's process bindings when its domain changes.
+     *
+     * @throws IommuException {@code ENOENT} for a device not probed, {@code EBUSY} if enabled already
+     *     or a process is bound to the device
+     */
+    synchronized GuestDma enableDma(int virtualRid) throws IommuException {
+        IommuDomain b = blocked.get(virtualRid);
+        if (b == null) {
+            throw new IommuException(Errno.ENOENT, "device 0x" + Integer.toHexString(virtualRid) + " is not probed");
+        }
+        if (dma.containsKey(virtualRid)) {
+            throw new IommuException(Errno.EBUSY, "DMA remapping is on for 0x" + Integer.toHexString(virtualRid));
+        }
+        for (GuestProcessImpl p : processes) {
+            if (p.boundTo(virtualRid)) {
+                throw new IommuException(Errno.EBUSY, p.name() + " is bound to 0x" + Integer.toHexString(virtualRid));
+            }
+        }
+        GuestDma d = GuestDma.open(this, virtualRid, b);
+        dma.put(virtualRid, d);
+        vm.log("guest: DMA remapping on for the device at 0x%x (IOVA domain of the virtual IOMMU)", virtualRid);
+        return d;
+    }
+
+    /**
+     * Turns DMA remapping off again: the device is back on its blocked domain (VT-d: the guest's
+     * RID_PASID entry is gone, which the VMM traps as an unbind).
+     *
+     * @throws IommuException {@code ENOENT} if it is not on
+     */
+    synchronized void disableDma(int virtualRid) throws IommuException {
+        GuestDma d = dma.get(virtualRid);
+        if (d == null) {
+            throw new IommuException(Errno.ENOENT, "DMA remapping is off for 0x" + Integer.toHexString(virtualRid));
+        }
+        d.close(blocked.get(virtualRid));
+        dma.remove(virtualRid);
     }
 
     private static void command(Mdev mdev, int cmd, int operand) throws IommuException {

@@ -138,6 +138,11 @@ final class GuestProcessImpl implements GuestProcess {
         return out;
     }
 
+    /** @return {@code true} if bound to the device at {@code virtualRid} */
+    boolean boundTo(int virtualRid) {
+        return boundTo.contains(virtualRid);
+    }
+
     @Override
     public void bind(int virtualRid) throws IommuException {
         kernel.driver().bindFirstStage(virtualRid, pasid, table.root(), 48, 0);

@@ -38,6 +38,11 @@ import org.iommulab.api.vmm.Vm;
  * invalidation becomes VFIO CACHE_INVLD, a guest page response goes to the host driver. Host page
  * requests for the VM's PASIDs are injected into the virtual IOMMU. Guest PASIDs are host PASIDs:
  * the guest gets them through the paravirtual call, as with VT-d's virtual command interface.
+ *
+ * <p>Guest IOVA over first stage: a guest RID_PASID entry (PASID 0) with a first stage becomes
+ * BIND_PGTBL for PASID 0, which VFIO allows for a whole assigned device only (an mdev's is
+ * refused with EPERM and its requests without PASID stay GPA-addressed). Page requests without
+ * PASID (or with PASID 0) are never injected: the host driver answered them INVALID already.
  */
 final class VmImpl implements Vm, GuestIommuListener {
     /**
@@ -75,6 +80,8 @@ final class VmImpl implements Vm, GuestIommuListener {
     private final java.util.Set<Long> injected = java.util.concurrent.ConcurrentHashMap.newKeySet();
     /** The VM's page-request injector: one thread, so requests reach the guest in order. */
     private final java.util.concurrent.ExecutorService injector;
+    /** Page requests of assigned devices without PASID (or PASID 0) the host answered INVALID. */
+    private final java.util.concurrent.atomic.AtomicLong iovaPageRequests = new java.util.concurrent.atomic.AtomicLong();
     private final FaultListener hostFaults = new FaultListener() {
         @Override
         public void fault(IommuFault fault) {
@@ -278,9 +285,11 @@ final class VmImpl implements Vm, GuestIommuListener {
                 for (Assigned a : devices) {
                     if (a.mdev() != null) {
                         for (int pasid : state.bindings().keySet()) {
-                            if (!a.mdev().pasidTranslations().containsKey(pasid)) {
-                                a.mdev().mapGuestPasid(pasid, pasid);
+                            if (a.mdev().pasidTranslations().containsKey(pasid)) {
+                                // Its claim was revoked when the old container freed the PASID: claim it anew.
+                                a.mdev().unmapGuestPasid(pasid);
                             }
+                            a.mdev().mapGuestPasid(pasid, pasid);
                         }
                     }
                 }
@@ -305,22 +314,24 @@ final class VmImpl implements Vm, GuestIommuListener {
                 if (container.bindings().containsKey(pasid)) {
                     // The guest changed a bound entry in place: the host follows (unbind, then bind anew).
                     container.unbindGuestPageTable(pasid);
-                    if (dev.get().mdev() != null) {
+                    if (dev.get().mdev() != null && pasid != org.iommulab.api.pasid.Pasids.RESERVED_PASID) {
                         dev.get().mdev().unmapGuestPasid(pasid);
                     }
                 }
                 container.bindGuestPageTable(firstStage.get());
-                if (dev.get().mdev() != null) {
+                if (dev.get().mdev() != null && pasid != org.iommulab.api.pasid.Pasids.RESERVED_PASID) {
                     dev.get().mdev().mapGuestPasid(pasid, pasid);
                 }
-                log("trap: PASID-cache invalidation, PASID %d first stage at GPA 0x%x -> VFIO BIND_PGTBL", pasid,
-                        firstStage.get().guestPgd());
+                log("trap: PASID-cache invalidation, PASID %d first stage at GPA 0x%x -> VFIO BIND_PGTBL%s", pasid,
+                        firstStage.get().guestPgd(), pasid == org.iommulab.api.pasid.Pasids.RESERVED_PASID
+                                ? " (RID_PASID: guest IOVA, nested on the VM's second stage)" : "");
             } else if (container.bindings().containsKey(pasid)) {
-                if (dev.get().mdev() != null) {
+                if (dev.get().mdev() != null && pasid != org.iommulab.api.pasid.Pasids.RESERVED_PASID) {
                     dev.get().mdev().unmapGuestPasid(pasid);
                 }
                 container.unbindGuestPageTable(pasid);
-                log("trap: PASID-cache invalidation, PASID %d entry gone -> VFIO UNBIND_PGTBL", pasid);
+                log("trap: PASID-cache invalidation, PASID %d entry gone -> VFIO UNBIND_PGTBL%s", pasid,
+                        pasid == org.iommulab.api.pasid.Pasids.RESERVED_PASID ? " (RID_PASID: second stage only again)" : "");
             }
         } catch (IommuException e) {
             log("trap: PASID %d: the host refused: %s", pasid, e.getMessage());
@@ -396,6 +407,14 @@ final class VmImpl implements Vm, GuestIommuListener {
      */
     private void injectPageRequest(PageRequest request) {
         Optional<Assigned> dev = devices.stream().filter(a -> a.hostRid() == request.requesterId()).findFirst();
+        if (dev.isPresent() && dev.get().mdev() == null && (request.pasid() == org.iommulab.api.pasid.Pasids.NO_PASID
+                || request.pasid() == org.iommulab.api.pasid.Pasids.RESERVED_PASID)) {
+            // Guest IOVA is never demand-paged: the host driver answered INVALID, the guest never sees it.
+            iovaPageRequests.incrementAndGet();
+            log("host page request without PASID (%s, 0x%x) -> answered INVALID by the host, not injected",
+                    request.pasid() == org.iommulab.api.pasid.Pasids.NO_PASID ? "no PASID" : "PASID 0", request.address());
+            return;
+        }
         if (dev.isEmpty() || request.pasid() == org.iommulab.api.pasid.Pasids.NO_PASID
                 || dev.get().mdev() != null && !pasids.contains(request.pasid())) {
             return; // another VM's, or the host's own (a whole device's PASIDs are all the guest's)
@@ -474,6 +493,11 @@ final class VmImpl implements Vm, GuestIommuListener {
         } catch (IommuException e) {
             // its group is still held: it goes when the holder lets go
         }
+    }
+
+    /** @return page requests without PASID (or with PASID 0) of the VM's whole devices, answered INVALID by the host */
+    long iovaPageRequests() {
+        return iovaPageRequests.get();
     }
 
     HostProcess process() {

@@ -93,8 +93,10 @@ public final class VmManagerImpl implements VmManager {
             set = pasids.createSet(name, PASID_QUOTA);
             container = vfio.open(process);
             // VT-d in caching mode, as QEMU's intel-iommu for vfio; SMMUv3 stage 1 only, as QEMU's smmuv3.
+            // The guest's VT-d driver builds its DMA (IOVA) domains from first-stage tables, the only
+            // kind the host can nest (the 2020 "first level for DMA remapping in guest" proposal).
             Map<String, String> config = "smmuv3".equals(host.vendor()) ? Map.of("stage2", "false")
-                    : Map.of("caching-mode", "true");
+                    : Map.of("caching-mode", "true", "dma-domain", "first-stage");
             viommu = registry.createGuest(host.vendor(), name + "-viommu", config, memory, tables);
             VmImpl vm = new VmImpl(name, host, process, ram, ramBytes, set, vfio, container, viommu, memory, tables, pages,
                     events, idxd, bus);

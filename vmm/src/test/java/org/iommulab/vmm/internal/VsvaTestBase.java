@@ -65,6 +65,19 @@ abstract class VsvaTestBase {
     }
 
     /** A DSA behind the host IOMMU with shared work queue 0 enabled. */
+    /**
+     * A DSA whose dedicated work queue 0 runs without PASID (pasid_en 0), with block on fault and page
+     * requests allowed: its DMA are requests without PASID, the guest-IOVA case.
+     */
+    IdxdDevice noPasidQueueDevice(String name, int rid) throws Exception {
+        IdxdDevice d = idxd.create(name, hostName(), rid);
+        d.configure(0, new WorkQueueConfig(16, true, 10, true, false, 0, false, false,
+                WorkQueueConfig.MAX_TRANSFER_SHIFT, WorkQueueConfig.MAX_BATCH_SHIFT));
+        d.enable();
+        d.enableWq(0);
+        return d;
+    }
+
     IdxdDevice sharedQueueDevice(String name, int rid) throws Exception {
         IdxdDevice d = idxd.create(name, hostName(), rid);
         d.configure(0, WorkQueueConfig.shared(16));

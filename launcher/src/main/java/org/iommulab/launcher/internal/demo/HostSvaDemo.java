@@ -10,6 +10,7 @@ import java.util.Random;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 import org.iommulab.api.dto.WalkStepDTO;
+import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
 import org.iommulab.api.fault.FaultListener;
 import org.iommulab.api.fault.IommuFault;
@@ -17,6 +18,8 @@ import org.iommulab.api.fault.PageRequest;
 import org.iommulab.api.idxd.Dsa;
 import org.iommulab.api.idxd.Dsa.CompletionRecord;
 import org.iommulab.api.idxd.IdxdDevice;
+import org.iommulab.api.idxd.Mdev;
+import org.iommulab.api.idxd.UserWq;
 import org.iommulab.api.idxd.IdxdService;
 import org.iommulab.api.idxd.SubmitStatus;
 import org.iommulab.api.idxd.WorkQueueConfig;
@@ -69,8 +72,10 @@ final class HostSvaDemo {
             IdxdDevice dsa = idxd.create(tag + "-dsa", host.name(), RID);
             try {
                 dsa.configure(0, WorkQueueConfig.shared(16));
+                dsa.configure(1, WorkQueueConfig.shared(16));
                 dsa.enable();
                 dsa.enableWq(0);
+                dsa.enableWq(1);
                 host.driver().attach(host.driver().allocateDomain(DomainType.IDENTITY), RID);
                 out.printf("[host] IOMMU %s, DSA %s at rid 0x%04x in an identity domain, shared work queue 0 "
                         + "(16 entries, block on fault), opened by the process as a user work queue%n",
@@ -120,7 +125,10 @@ final class HostSvaDemo {
             }
         }
 
-        CompletionRecord c = memmove(dsa, p, bond, src, dst, SIZE, comp);
+        UserWq queue = dsa.openUserWq(0, set, bond.pasid());
+        out.printf("[idxd] %s opens work queue 0 as a user queue with PASID %d (claimed by %s)%n", p.name(), queue.pasid(),
+                String.join(",", set.consumers(queue.pasid())));
+        CompletionRecord c = memmove(queue, p, src, dst, SIZE, comp);
         expect(c.status() == Dsa.COMP_SUCCESS, "the MEMMOVE did not succeed: " + c);
         byte[] copy = new byte[SIZE];
         p.read(dst, copy, 0, SIZE);
@@ -147,7 +155,7 @@ final class HostSvaDemo {
         host.driver().addFaultListener(listener);
         long resolvedBefore = bond.pageRequestsResolved();
         try {
-            c = memmove(dsa, p, bond, src, paged, 4096, comp);
+            c = memmove(queue, p, src, paged, 4096, comp);
         } finally {
             host.driver().removeFaultListener(listener);
         }
@@ -166,6 +174,19 @@ final class HostSvaDemo {
                 paged);
 
         int pasid = bond.pasid();
+        // The PASID is a handle: a guest's mdev may not take it while the host queue uses it.
+        Mdev guest = dsa.createMdev(host.name() + "-guest-mdev", 1, set);
+        try {
+            guest.mapGuestPasid(1, pasid);
+            throw new IllegalStateException("a guest mdev was given PASID " + pasid + " of a host user queue");
+        } catch (IommuException e) {
+            expect(e.errno() == Errno.EPERM, "the mdev's claim failed with " + e);
+            out.printf("[pasid] a guest mdev asking for PASID %d: %s (the set authorises no sharing)%n", pasid,
+                    e.errno());
+        } finally {
+            guest.close();
+        }
+
         bond.unbind();
         expect(!set.contains(pasid), "the PASID was not freed");
         out.printf("[sva] unbind: PASID entry torn down, caches invalidated, PASID %d freed%n", pasid);
@@ -177,16 +198,20 @@ final class HostSvaDemo {
                 "a descriptor with the unbound PASID did not fail");
         out.printf("[%s] after unbind, a MEMMOVE with PASID %d fails without DMA (its record cannot be written: "
                 + "software error)%n", p.name(), pasid);
+        expect(!queue.isOpen() && queue.enqcmd(Dsa.descriptor(Dsa.OP_NOOP).build()) == SubmitStatus.REJECTED,
+                "the user queue still submits with a freed PASID");
+        queue.close();
+        out.printf("[idxd] the user queue's PASID was revoked with it: ENQCMD rejected; queue closed%n");
     }
 
-    private static CompletionRecord memmove(IdxdDevice dsa, HostProcess p, SvaBond bond, long src, long dst, int size,
-            long comp) throws IommuException, InterruptedException {
+    private static CompletionRecord memmove(UserWq queue, HostProcess p, long src, long dst, int size, long comp)
+            throws IommuException, InterruptedException {
         p.write(comp, new byte[Dsa.COMP_SIZE], 0, Dsa.COMP_SIZE);
         byte[] d = Dsa.descriptor(Dsa.OP_MEMMOVE).flags(Dsa.FLAG_BOF | Dsa.FLAG_CRAV | Dsa.FLAG_RCR).addr1(src)
                 .addr2(dst).size(size).completion(comp).build();
-        SubmitStatus s = dsa.enqcmd(0, d, bond.pasid(), false);
+        SubmitStatus s = queue.enqcmd(d);
         expect(s == SubmitStatus.ACCEPTED, "ENQCMD answered " + s);
-        expect(dsa.awaitIdle(30_000), "the device did not finish");
+        expect(queue.device().awaitIdle(30_000), "the device did not finish");
         byte[] raw = new byte[Dsa.COMP_SIZE];
         p.read(comp, raw, 0, raw.length);
         return CompletionRecord.decode(raw);

@@ -12,6 +12,8 @@ import org.iommulab.api.idxd.IdxdDevice;
 import org.iommulab.api.idxd.Mdev;
 import org.iommulab.api.idxd.SubmitStatus;
 import org.iommulab.api.idxd.WorkQueueConfig;
+import org.iommulab.api.pasid.PasidClaim;
+import org.iommulab.api.pasid.PasidConsumers;
 import org.iommulab.api.pasid.PasidSet;
 import org.iommulab.api.pasid.Pasids;
 import org.iommulab.idxd.internal.hw.DsaDevice;
@@ -37,12 +39,13 @@ public final class MdevImpl implements Mdev {
     private final Consumer<MdevImpl> onClose;
     private final Requester requester;
     private final DeviceBus bus;
-    private final Map<Integer, Integer> guestToHost = new TreeMap<>();
+    /** Guest PASID to the claim on the host PASID it is translated to (consumer {@code vfio-mdev}). */
+    private final Map<Integer, PasidClaim> guestToHost = new TreeMap<>();
     private final int[] vwqcfg = new int[8];
     private boolean deviceEnabled;
     private boolean wqEnabled;
-    /** The host PASID the enabled dedicated virtual queue runs with. */
-    private int dedicatedHostPasid = Pasids.NO_PASID;
+    /** The claim on the host PASID the enabled dedicated virtual queue runs with, or null. */
+    private PasidClaim dedicatedClaim;
     private long cmd;
     private long cmdsts;
     private boolean closed;
@@ -242,10 +245,11 @@ public final class MdevImpl implements Mdev {
                 wqEnabled = true;
                 return DsaRegisters.CMDSTS_SUCCESS;
             }
-            Integer host = guestToHost.get((vwqcfg[2] >>> 8) & 0xfffff);
-            if (host == null || !vmPasids.contains(host)) {
+            PasidClaim claim = guestToHost.get((vwqcfg[2] >>> 8) & 0xfffff);
+            if (claim == null || !claim.isValid()) {
                 return DsaRegisters.CMDSTS_ERR_PASID_EN; // only PASIDs the host authorised for this VM
             }
+            int host = claim.pasid();
             if (!hw.ownedBy(wq, this)) {
                 return DsaRegisters.CMDSTS_ERR_WQ_MODE; // the real queue is not this mdev's alone
             }
@@ -267,7 +271,7 @@ public final class MdevImpl implements Mdev {
                 }
                 throw e;
             }
-            dedicatedHostPasid = host;
+            dedicatedClaim = claim;
             wqEnabled = true;
             return DsaRegisters.CMDSTS_SUCCESS;
         } catch (IommuException e) {
@@ -283,7 +287,7 @@ public final class MdevImpl implements Mdev {
         try {
             if ((vwqcfg[2] & 1) != 0) {
                 driver.disableWq(wq);
-                dedicatedHostPasid = Pasids.NO_PASID;
+                dedicatedClaim = null;
             } else {
                 drain();
             }
@@ -298,8 +302,8 @@ public final class MdevImpl implements Mdev {
             if ((vwqcfg[2] & 1) != 0) {
                 driver.drainWq(wq);
             } else {
-                for (int host : guestToHost.values()) {
-                    driver.drainPasid(host);
+                for (PasidClaim host : guestToHost.values()) {
+                    driver.drainPasid(host.pasid());
                 }
             }
         } catch (IommuException e) {
@@ -314,30 +318,36 @@ public final class MdevImpl implements Mdev {
         if (guestPasid < 0 || guestPasid > Pasids.MAX_PASID || hostPasid < 1 || hostPasid > Pasids.MAX_PASID) {
             throw new IommuException(Errno.EINVAL, "PASIDs must be within 20 bits (host PASID from 1)");
         }
-        vmPasids.checkOwned(hostPasid);
+        if (closed) {
+            throw new IommuException(Errno.ENODEV, name + " is closed");
+        }
         if (guestToHost.containsKey(guestPasid)) {
             throw new IommuException(Errno.EEXIST, "guest PASID " + guestPasid + " is translated already");
         }
-        guestToHost.put(guestPasid, hostPasid);
+        // The claim checks ownership and that no other consumer uses the PASID unless the set allows it.
+        guestToHost.put(guestPasid, vmPasids.claim(hostPasid, PasidConsumers.VFIO_MDEV));
     }
 
     @Override
     public synchronized void unmapGuestPasid(int guestPasid) throws IommuException {
-        Integer host = guestToHost.remove(guestPasid);
+        PasidClaim host = guestToHost.remove(guestPasid);
         if (host == null) {
             throw new IommuException(Errno.ENOENT, "guest PASID " + guestPasid + " is not translated");
         }
         // Descriptors already queued with it finish before the translation is gone (Linux drains a PASID before freeing it).
         try {
-            driver.drainPasid(host);
+            driver.drainPasid(host.pasid());
         } catch (IommuException e) {
             // the parent is disabled: nothing of it runs
         }
+        host.release();
     }
 
     @Override
     public synchronized Map<Integer, Integer> pasidTranslations() {
-        return new TreeMap<>(guestToHost);
+        Map<Integer, Integer> map = new TreeMap<>();
+        guestToHost.forEach((guest, host) -> map.put(guest, host.pasid()));
+        return map;
     }
 
     // ---- portals ---------------------------------------------------------------------------------
@@ -352,11 +362,11 @@ public final class MdevImpl implements Mdev {
             if (!wqEnabled) {
                 return SubmitStatus.RETRY;
             }
-            Integer h = guestToHost.get(guestPasid);
-            if (h == null || !vmPasids.contains(h)) {
+            PasidClaim h = guestToHost.get(guestPasid);
+            if (h == null || !h.isValid()) {
                 return SubmitStatus.REJECTED; // the CPU's PASID translation faults: #GP in the guest
             }
-            host = h;
+            host = h.pasid();
         }
         return hw.enqcmd(wq, descriptor, host, false);
     }
@@ -367,7 +377,7 @@ public final class MdevImpl implements Mdev {
             if (closed || !wqEnabled || (vwqcfg[2] & 1) == 0) {
                 return SubmitStatus.REJECTED;
             }
-            if (!vmPasids.contains(dedicatedHostPasid) || !hw.ownedBy(wq, this)) {
+            if (dedicatedClaim == null || !dedicatedClaim.isValid() || !hw.ownedBy(wq, this)) {
                 return SubmitStatus.REJECTED; // the VM's PASID was freed since, or the queue is not ours alone
             }
         }
@@ -383,9 +393,16 @@ public final class MdevImpl implements Mdev {
             bus.unregister(requester.name()); // EBUSY while a container holds the mdev's group
             disableQueue();
             closed = true;
+            releaseClaims();
         }
         hw.release(wq, this);
         onClose.accept(this);
+    }
+
+    /** The mdev is gone: its PASIDs are free for other consumers. Called with the monitor held. */
+    private void releaseClaims() {
+        guestToHost.values().forEach(PasidClaim::release);
+        guestToHost.clear();
     }
 
     /** Unplug of the parent: closes whatever holds the group; the requester goes when it is free. */
@@ -396,6 +413,7 @@ public final class MdevImpl implements Mdev {
             synchronized (this) {
                 disableQueue();
                 closed = true;
+                releaseClaims();
             }
             hw.release(wq, this);
             onClose.accept(this);

@@ -1,9 +1,15 @@
 package org.iommulab.platform.internal.pasid;
 
+import java.util.ArrayList;
 import java.util.BitSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
 
 import org.iommulab.api.dto.PasidSetDTO;
 import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.pasid.PasidClaim;
 import org.iommulab.api.pasid.PasidSet;
 import org.iommulab.api.pasid.Pasids;
 
@@ -22,6 +28,10 @@ final class PasidSetImpl implements PasidSet {
     int count;
     /** Guarded by {@code space}. */
     boolean closed;
+    /** Guarded by {@code space}: the consumers authorised to share PASIDs. */
+    final TreeSet<String> authorized = new TreeSet<>();
+    /** Guarded by {@code space}: the live claims on each PASID that has any. */
+    final Map<Integer, List<PasidClaimImpl>> claims = new HashMap<>();
 
     PasidSetImpl(PasidSpaceImpl space, int id, String owner, int quota) {
         this.space = space;
@@ -91,14 +101,50 @@ final class PasidSetImpl implements PasidSet {
     }
 
     @Override
+    public void authorize(String consumer) throws IommuException {
+        space.authorize(this, consumer);
+    }
+
+    @Override
+    public String[] authorized() {
+        return space.authorized(this);
+    }
+
+    @Override
+    public PasidClaim claim(int pasid, String consumer) throws IommuException {
+        return space.claim(this, pasid, consumer);
+    }
+
+    @Override
+    public String[] consumers(int pasid) {
+        return space.consumers(this, pasid);
+    }
+
+    @Override
     public PasidSetDTO toDTO() {
-        PasidSetDTO dto = new PasidSetDTO();
-        dto.id = id;
-        dto.owner = owner;
-        dto.quota = quota;
-        dto.pasids = pasids();
-        dto.closed = isClosed();
-        return dto;
+        return space.snapshot(this);
+    }
+
+    /** Guarded by {@code space}: the distinct consumers claiming {@code pasid}, sorted. */
+    TreeSet<String> consumersOf(int pasid) {
+        TreeSet<String> names = new TreeSet<>();
+        for (PasidClaimImpl c : claims.getOrDefault(pasid, List.of())) {
+            names.add(c.consumer());
+        }
+        return names;
+    }
+
+    /** Guarded by {@code space}: ends every claim on {@code pasid}. */
+    void revokeClaims(int pasid) {
+        List<PasidClaimImpl> ended = claims.remove(pasid);
+        if (ended != null) {
+            ended.forEach(c -> c.valid = false);
+        }
+    }
+
+    /** Guarded by {@code space}. */
+    void addClaim(PasidClaimImpl claim) {
+        claims.computeIfAbsent(claim.pasid(), p -> new ArrayList<>(2)).add(claim);
     }
 
     @Override

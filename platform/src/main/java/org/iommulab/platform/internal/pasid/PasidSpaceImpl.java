@@ -6,11 +6,17 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalInt;
+import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.concurrent.CopyOnWriteArrayList;
 
+import org.iommulab.api.dto.PasidClaimDTO;
+import org.iommulab.api.dto.PasidOwnerDTO;
 import org.iommulab.api.dto.PasidSetDTO;
 import org.iommulab.api.errno.Errno;
 import org.iommulab.api.errno.IommuException;
+import org.iommulab.api.pasid.PasidClaim;
 import org.iommulab.api.pasid.PasidListener;
 import org.iommulab.api.pasid.PasidSet;
 import org.iommulab.api.pasid.PasidSpace;
@@ -24,9 +30,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The system-wide PASID space. One monitor guards the allocation bitmap, the owner map and every
- * set's membership, so an allocation, a free and an ownership check are each atomic; listeners are
- * called after the monitor is released.
+ * The system-wide PASID space. One monitor guards the allocation bitmap, the owner map, every
+ * set's membership and claims, and the owners' limits and usage, so an allocation, a free, a claim
+ * and an ownership check are each atomic; listeners are called after the monitor is released.
  */
 @Component(service = PasidSpace.class, immediate = true)
 public final class PasidSpaceImpl implements PasidSpace {
@@ -34,7 +40,12 @@ public final class PasidSpaceImpl implements PasidSpace {
 
     private final PasidBitmap used = new PasidBitmap(Pasids.MAX_PASID + 1);
     private final Map<Integer, PasidSetImpl> owners = new HashMap<>();
-    private final Map<String, PasidSetImpl> setsByOwner = new LinkedHashMap<>();
+    /** The open sets by id, in creation order. */
+    private final Map<Integer, PasidSetImpl> openSets = new LinkedHashMap<>();
+    /** Owner limits (the cgroup-like per-owner quota). */
+    private final Map<String, Integer> ownerQuotas = new HashMap<>();
+    /** PASIDs held by each owner's open sets together; owners holding none are absent. */
+    private final Map<String, Integer> ownerUsed = new HashMap<>();
     private final List<PasidListener> listeners = new CopyOnWriteArrayList<>();
     private int nextSetId = 1;
     private int reserved;
@@ -60,14 +71,21 @@ public final class PasidSpaceImpl implements PasidSpace {
 
     @Override
     public PasidSet createSet(String owner, int quota) throws IommuException {
-        if (owner == null || owner.isBlank()) {
-            throw new IommuException(Errno.EINVAL, "owner token must not be blank");
-        }
+        return newSet(owner, quota, true);
+    }
+
+    @Override
+    public PasidSet openSet(String owner, int quota) throws IommuException {
+        return newSet(owner, quota, false);
+    }
+
+    private PasidSetImpl newSet(String owner, int quota, boolean onlyOne) throws IommuException {
+        checkOwner(owner);
         if (quota < 1) {
             throw new IommuException(Errno.EINVAL, "quota must be at least 1, not " + quota);
         }
         synchronized (this) {
-            if (setsByOwner.containsKey(owner)) {
+            if (onlyOne && !ownerSets(owner).isEmpty()) {
                 throw new IommuException(Errno.EEXIST, "owner '" + owner + "' already has a PASID set");
             }
             if (quota > capacity() - reserved) {
@@ -75,9 +93,15 @@ public final class PasidSpaceImpl implements PasidSpace {
                         + (capacity() - reserved));
             }
             PasidSetImpl set = new PasidSetImpl(this, nextSetId++, owner, quota);
-            setsByOwner.put(owner, set);
+            openSets.put(set.id(), set);
             reserved += quota;
             return set;
+        }
+    }
+
+    private static void checkOwner(String owner) throws IommuException {
+        if (owner == null || owner.isBlank()) {
+            throw new IommuException(Errno.EINVAL, "owner token must not be blank");
         }
     }
 
@@ -95,6 +119,10 @@ public final class PasidSpaceImpl implements PasidSpace {
                 throw new IommuException(Errno.EINVAL, "PASID " + pasid + " is not inside 1.." + Pasids.MAX_PASID);
             }
         }
+        String[] authorized = snapshot.authorized == null ? new String[0] : snapshot.authorized.clone();
+        for (String consumer : authorized) {
+            checkConsumer(consumer);
+        }
         synchronized (this) {
             for (int pasid : pasids) {
                 PasidSetImpl holder = owners.get(pasid);
@@ -102,22 +130,104 @@ public final class PasidSpaceImpl implements PasidSpace {
                     throw new IommuException(Errno.EBUSY, "PASID " + pasid + " is held by the set of '" + holder.owner() + "'");
                 }
             }
-            PasidSetImpl set = (PasidSetImpl) createSet(snapshot.owner, snapshot.quota);
-            for (int pasid : pasids) {
-                allocate(set, pasid, pasid); // free, checked above under the same lock: cannot fail
+            if (snapshot.owner != null && pasids.length > headroom(snapshot.owner)) {
+                throw new IommuException(Errno.ENOSPC, pasids.length + " PASIDs exceed the limit of owner '" + snapshot.owner
+                        + "' (" + headroom(snapshot.owner) + " left)");
             }
+            PasidSetImpl set = newSet(snapshot.owner, snapshot.quota, true);
+            for (int pasid : pasids) {
+                allocate(set, pasid, pasid); // free and within the limits, checked above under the same lock
+            }
+            set.authorized.addAll(java.util.Arrays.asList(authorized));
             return set;
         }
     }
 
     @Override
     public synchronized Optional<PasidSet> set(String owner) {
-        return Optional.ofNullable(setsByOwner.get(owner));
+        return ownerSets(owner).stream().findFirst();
     }
 
     @Override
     public synchronized List<PasidSet> sets() {
-        return new ArrayList<>(setsByOwner.values());
+        return new ArrayList<>(openSets.values());
+    }
+
+    @Override
+    public synchronized Optional<PasidSet> setById(int id) {
+        return Optional.ofNullable(openSets.get(id));
+    }
+
+    @Override
+    public synchronized List<PasidSet> sets(String owner) {
+        return ownerSets(owner);
+    }
+
+    /** Guarded by this. */
+    private List<PasidSet> ownerSets(String owner) {
+        List<PasidSet> list = new ArrayList<>();
+        for (PasidSetImpl set : openSets.values()) {
+            if (set.owner().equals(owner)) {
+                list.add(set);
+            }
+        }
+        return list;
+    }
+
+    @Override
+    public void setOwnerQuota(String owner, int quota) throws IommuException {
+        checkOwner(owner);
+        if (quota < 0) {
+            throw new IommuException(Errno.EINVAL, "an owner's limit must be at least 0, not " + quota);
+        }
+        synchronized (this) {
+            ownerQuotas.put(owner, quota);
+        }
+    }
+
+    @Override
+    public synchronized void clearOwnerQuota(String owner) {
+        ownerQuotas.remove(owner);
+    }
+
+    @Override
+    public synchronized OptionalInt ownerQuota(String owner) {
+        Integer quota = ownerQuotas.get(owner);
+        return quota == null ? OptionalInt.empty() : OptionalInt.of(quota);
+    }
+
+    @Override
+    public synchronized int ownerUsage(String owner) {
+        return ownerUsed.getOrDefault(owner, 0);
+    }
+
+    @Override
+    public synchronized List<PasidOwnerDTO> owners() {
+        Map<String, PasidOwnerDTO> byOwner = new TreeMap<>();
+        for (PasidSetImpl set : openSets.values()) {
+            PasidOwnerDTO dto = byOwner.computeIfAbsent(set.owner(), this::ownerDTO);
+            dto.sets = java.util.Arrays.copyOf(dto.sets, dto.sets.length + 1);
+            dto.sets[dto.sets.length - 1] = set.id();
+        }
+        for (String owner : ownerQuotas.keySet()) {
+            byOwner.computeIfAbsent(owner, this::ownerDTO);
+        }
+        return new ArrayList<>(byOwner.values());
+    }
+
+    private PasidOwnerDTO ownerDTO(String owner) {
+        PasidOwnerDTO dto = new PasidOwnerDTO();
+        dto.owner = owner;
+        dto.quota = ownerQuotas.getOrDefault(owner, -1);
+        dto.used = ownerUsed.getOrDefault(owner, 0);
+        dto.sets = new int[0];
+        return dto;
+    }
+
+    /** Guarded by this: how many more PASIDs the owner may hold. */
+    private int headroom(String owner) {
+        Integer quota = ownerQuotas.get(owner);
+        return quota == null ? Integer.MAX_VALUE : Math.max(0, quota - ownerUsed.getOrDefault(owner, 0));
     }
 
     @Override
@@ -151,6 +261,10 @@ public final class PasidSpaceImpl implements PasidSpace {
             if (set.count >= set.quota()) {
                 throw new IommuException(Errno.ENOSPC, "PASID set of '" + set.owner() + "' is at its quota of " + set.quota());
             }
+            if (headroom(set.owner()) == 0) {
+                throw new IommuException(Errno.ENOSPC, "owner '" + set.owner() + "' is at its limit of "
+                        + ownerQuotas.get(set.owner()) + " PASIDs");
+            }
             int pasid = used.nextClear(Math.max(min, lowestMaybeFree), max);
             if (pasid < 0) {
                 if (min == max) {
@@ -162,6 +276,7 @@ public final class PasidSpaceImpl implements PasidSpace {
             owners.put(pasid, set);
             set.members.set(pasid);
             set.count++;
+            ownerUsed.merge(set.owner(), 1, Integer::sum);
             if (pasid == lowestMaybeFree) {
                 lowestMaybeFree = pasid + 1;
             }
@@ -224,11 +339,87 @@ public final class PasidSpaceImpl implements PasidSpace {
                 release(set, pasid);
             }
             set.closed = true;
-            setsByOwner.remove(set.owner());
+            openSets.remove(set.id());
             reserved -= set.quota();
         }
         for (int pasid : freed) {
             notifyFreed(set, pasid);
+        }
+    }
+
+    void authorize(PasidSetImpl set, String consumer) throws IommuException {
+        checkConsumer(consumer);
+        synchronized (this) {
+            checkOpen(set);
+            set.authorized.add(consumer);
+        }
+    }
+
+    synchronized String[] authorized(PasidSetImpl set) {
+        return set.authorized.toArray(new String[0]);
+    }
+
+    PasidClaim claim(PasidSetImpl set, int pasid, String consumer) throws IommuException {
+        checkConsumer(consumer);
+        synchronized (this) {
+            checkOwned(set, pasid);
+            TreeSet<String> others = set.consumersOf(pasid);
+            others.remove(consumer);
+            if (!others.isEmpty() && !(set.authorized.contains(consumer) && set.authorized.containsAll(others))) {
+                throw new IommuException(Errno.EPERM, "PASID " + pasid + " is used by " + String.join(", ", others)
+                        + "; the set of '" + set.owner() + "' does not authorise sharing it with " + consumer);
+            }
+            PasidClaimImpl claim = new PasidClaimImpl(this, set, pasid, consumer);
+            set.addClaim(claim);
+            return claim;
+        }
+    }
+
+    synchronized void release(PasidClaimImpl claim) {
+        if (!claim.valid) {
+            return;
+        }
+        claim.valid = false;
+        List<PasidClaimImpl> list = claim.owningSet().claims.get(claim.pasid());
+        if (list != null) {
+            list.remove(claim);
+            if (list.isEmpty()) {
+                claim.owningSet().claims.remove(claim.pasid());
+            }
+        }
+    }
+
+    synchronized String[] consumers(PasidSetImpl set, int pasid) {
+        return set.consumersOf(pasid).toArray(new String[0]);
+    }
+
+    synchronized PasidSetDTO snapshot(PasidSetImpl set) {
+        PasidSetDTO dto = new PasidSetDTO();
+        dto.id = set.id();
+        dto.owner = set.owner();
+        dto.quota = set.quota();
+        dto.pasids = set.members.stream().toArray();
+        dto.closed = set.closed;
+        dto.authorized = set.authorized.toArray(new String[0]);
+        List<PasidClaimDTO> claims = new ArrayList<>();
+        for (int pasid : new TreeSet<>(set.claims.keySet())) {
+            Map<String, Integer> counts = new TreeMap<>();
+            set.claims.get(pasid).forEach(c -> counts.merge(c.consumer(), 1, Integer::sum));
+            counts.forEach((consumer, count) -> {
+                PasidClaimDTO c = new PasidClaimDTO();
+                c.pasid = pasid;
+                c.consumer = consumer;
+                c.count = count;
+                claims.add(c);
+            });
+        }
+        dto.claims = claims.toArray(new PasidClaimDTO[0]);
+        return dto;
+    }
+
+    private static void checkConsumer(String consumer) throws IommuException {
+        if (consumer == null || consumer.isBlank()) {
+            throw new IommuException(Errno.EINVAL, "a consumer name must not be blank");
         }
     }
 
@@ -238,11 +429,14 @@ public final class PasidSpaceImpl implements PasidSpace {
         }
     }
 
+    /** Guarded by this: the PASID leaves its set, and every claim on it is revoked. */
     private void release(PasidSetImpl set, int pasid) {
         used.clear(pasid);
         owners.remove(pasid);
         set.members.clear(pasid);
         set.count--;
+        set.revokeClaims(pasid);
+        ownerUsed.computeIfPresent(set.owner(), (o, n) -> n == 1 ? null : n - 1);
         lowestMaybeFree = Math.min(lowestMaybeFree, pasid);
     }
 

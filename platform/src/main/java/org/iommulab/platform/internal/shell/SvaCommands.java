@@ -12,6 +12,7 @@ import org.iommulab.api.idxd.Dsa;
 import org.iommulab.api.idxd.IdxdDevice;
 import org.iommulab.api.idxd.IdxdService;
 import org.iommulab.api.idxd.SubmitStatus;
+import org.iommulab.api.idxd.UserWq;
 import org.iommulab.api.pasid.PasidSet;
 import org.iommulab.api.pasid.PasidSpace;
 import org.iommulab.api.process.HostProcess;
@@ -256,7 +257,7 @@ public final class SvaCommands {
      * @throws IommuException ENOENT (not bound), EAGAIN (queue full or disabled), EINVAL (not a shared queue), ETIMEDOUT
      * @throws InterruptedException if interrupted while waiting
      */
-    @Descriptor("the process submits a MEMMOVE by ENQCMD with its PASID to a shared queue and waits; prints the completion status, then the page requests it caused")
+    @Descriptor("the process opens a shared queue as a user queue with its PASID, submits a MEMMOVE by ENQCMD and waits; prints the completion status, then the page requests it caused")
     public void memmove(
             @Descriptor("without block on fault: a page the process never touched ends the copy with PAGE_FAULT_NOBOF") @Parameter(names = "--no-bof", presentValue = "true", absentValue = "false") boolean noBof,
             @Descriptor("process name") String name, @Descriptor("IDXD device") String device,
@@ -273,16 +274,22 @@ public final class SvaCommands {
                 .addr2(Numbers.u64("dst", dst)).size(Numbers.u64("length", length, 0xffff_ffffL)).completion(comp).build();
         long resolved = bond.pageRequestsResolved();
         long invalid = bond.pageRequestsInvalid();
-        SubmitStatus s = d.enqcmd(Numbers.nonNegativeInt("wq", wq), desc, bond.pasid(), false);
-        if (s == SubmitStatus.RETRY) {
-            throw new IommuException(Errno.EAGAIN, "ENQCMD to " + device + " wq " + wq + ": retry (queue full or disabled)");
-        }
-        if (s != SubmitStatus.ACCEPTED) {
-            throw new IommuException(Errno.EINVAL, "ENQCMD to " + device + " wq " + wq + ": " + s.name().toLowerCase(Locale.ROOT)
-                    + " (not an enabled shared queue)");
-        }
-        if (!d.awaitIdle(WAIT_MS)) {
-            throw new IommuException(Errno.ETIMEDOUT, d.name() + " did not finish within " + WAIT_MS + " ms");
+        // The process opens the queue with its PASID (a user-wq claim), submits, and closes it again.
+        UserWq queue = d.openUserWq(Numbers.nonNegativeInt("wq", wq), bond.set(), bond.pasid());
+        try {
+            SubmitStatus s = queue.enqcmd(desc);
+            if (s == SubmitStatus.RETRY) {
+                throw new IommuException(Errno.EAGAIN, "ENQCMD to " + device + " wq " + wq + ": retry (queue full or disabled)");
+            }
+            if (s != SubmitStatus.ACCEPTED) {
+                throw new IommuException(Errno.EINVAL, "ENQCMD to " + device + " wq " + wq + ": "
+                        + s.name().toLowerCase(Locale.ROOT));
+            }
+            if (!d.awaitIdle(WAIT_MS)) {
+                throw new IommuException(Errno.ETIMEDOUT, d.name() + " did not finish within " + WAIT_MS + " ms");
+            }
+        } finally {
+            queue.close();
         }
         byte[] raw = new byte[Dsa.COMP_SIZE];
         p.read(comp, raw, 0, raw.length);

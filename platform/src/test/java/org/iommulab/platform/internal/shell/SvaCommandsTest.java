@@ -2,12 +2,8 @@ package org.iommulab.platform.internal.shell;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -33,26 +29,19 @@ class SvaCommandsTest {
     private final PasidSpaceImpl pasids = new PasidSpaceImpl();
     private final FakeSva sva = new FakeSva();
     private final SvaCommands commands = new SvaCommands(sva, processes, null, pasids, new IommuRegistryImpl(memory));
-    private final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-    private final PrintStream saved = System.out;
-
-    {
-        System.setOut(new PrintStream(bytes, true, StandardCharsets.UTF_8));
-    }
+    private final ShellOutput out = new ShellOutput();
 
     @AfterEach
     void restore() {
-        System.setOut(saved);
+        out.restore();
     }
 
     private List<String> output() {
-        List<String> lines = bytes.toString(StandardCharsets.UTF_8).lines().toList();
-        bytes.reset();
-        return lines;
+        return out.lines();
     }
 
     private static void assertErrno(Errno errno, Executable call) {
-        assertEquals(errno, assertThrows(IommuException.class, call).errno());
+        ShellOutput.assertErrno(errno, call);
     }
 
     @Test

@@ -57,7 +57,8 @@ import org.iommulab.smmuv3.internal.hw.SmmuHardware;
  * of an allocated L2 table abort, as Linux's do with {@code disable_bypass}. Command, event and
  * (when IDR0.PRI is set) PRI queues have LOG2SIZE 8 (capped by IDR1.CMDQS / EVENTQS / PRIQS).
  * Page requests reach {@link FaultListener#pageRequest} and are answered with
- * {@link #pageResponse}; with no listener the driver denies them itself.
+ * {@link #pageResponse}; with no listener the driver denies them itself, and it denies those
+ * without a substream id (or with SSID 0) at once, before listeners hear of them.
  *
  * <p>Every command batch ends with CMD_SYNC; the unit consumes the queue synchronously when PROD is
  * written, and the driver then checks that CONS reached PROD and GERROR.CMDQ_ERR is clear. A
@@ -1414,7 +1415,17 @@ public final class SmmuDriver implements IommuDriver {
                 }
                 continue;
             }
-            if (r.lastInGroup()) {
+            boolean noSsid = r.pasid() == Pasids.NO_PASID || r.pasid() == Pasids.RESERVED_PASID;
+            if (noSsid && r.lastInGroup()) {
+                // Without a substream (or SSID 0): IOVA, which nobody pages in (Linux reports it to a
+                // domain with no fault handler, which answers INVALID). Answered DENY at once;
+                // listeners only hear of it, and an answer of theirs finds no pending group (ENOENT).
+                try {
+                    respond(r.requesterId(), r.pasid(), r.groupIndex(), PageResponse.INVALID);
+                } catch (IommuException e) {
+                    // closed meanwhile: the device's request dies with the unit
+                }
+            } else if (r.lastInGroup()) {
                 pendingGroups.add(r.requesterId(), r.pasid(), r.groupIndex());
             }
             for (Object o : targets) {

@@ -456,11 +456,16 @@ class SmmuDriverTest {
         assertEquals(PageResponse.SUCCESS, hw.pageRequestStatus(SID, 3, 7), "CMD_PRI_RESP Resp SUCC");
         assertErrno(Errno.ENOENT, () -> driver.pageResponse(SID, 3, 7, PageResponse.SUCCESS));
 
-        // Without a PASID, and the two other answers.
+        // Without a PASID: denied at once (IOVA is never paged in), the listener only hears of it.
         assertTrue(hw.pageRequest(SID, NO, 0x9000, Access.WRITE, 1));
         assertEquals(NO, requests.get(1).pasid());
-        driver.pageResponse(SID, NO, 1, PageResponse.FAILURE);
-        assertEquals(PageResponse.FAILURE, hw.pageRequestStatus(SID, NO, 1));
+        assertEquals(PageResponse.INVALID, hw.pageRequestStatus(SID, NO, 1), "Resp DENY by the driver");
+        assertErrno(Errno.ENOENT, () -> driver.pageResponse(SID, NO, 1, PageResponse.FAILURE));
+        assertEquals(null, hw.pageRequestStatus(SID, NO, 1), "exactly one answer");
+        // The two other answers.
+        assertTrue(hw.pageRequest(SID, 8, 0x9000, Access.WRITE, 1));
+        driver.pageResponse(SID, 8, 1, PageResponse.FAILURE);
+        assertEquals(PageResponse.FAILURE, hw.pageRequestStatus(SID, 8, 1));
         assertTrue(hw.pageRequest(SID, 4, 0x9000, Access.READ, 2));
         driver.pageResponse(SID, 4, 2, PageResponse.INVALID);
         assertEquals(PageResponse.INVALID, hw.pageRequestStatus(SID, 4, 2), "Resp DENY");
@@ -469,14 +474,14 @@ class SmmuDriverTest {
         for (int i = 0; i < 600; i++) {
             assertTrue(hw.pageRequest(SID, 5, 0x10_0000L + 4096L * i, Access.READ, i & 0x1ff));
         }
-        assertEquals(603, requests.size());
+        assertEquals(604, requests.size());
         assertEquals(0L, hw.statistics().get("page-request-overflows"));
 
         // Nobody listening: the driver denies the request itself.
         driver.removeFaultListener(l);
         assertTrue(hw.pageRequest(SID, 6, 0x9000, Access.READ, 3));
         assertEquals(PageResponse.INVALID, hw.pageRequestStatus(SID, 6, 3));
-        assertEquals(603, requests.size());
+        assertEquals(604, requests.size());
     }
 
     @Test
@@ -530,14 +535,14 @@ class SmmuDriverTest {
         IommuDomain d = vm();
         assertTrue(hw.pageRequest(SID, 3, 0x5000, Access.READ, 7));
         driver.attach(driver.allocateDomain(DomainType.IDENTITY), 0x300);
-        assertTrue(hw.pageRequest(0x300, NO, 0x6000, Access.READ, 4));
+        assertTrue(hw.pageRequest(0x300, 2, 0x6000, Access.READ, 4));
         // Detaching a stream denies its pending groups; the other stream's stay pending.
         driver.detach(d, SID);
         assertEquals(PageResponse.INVALID, hw.pageRequestStatus(SID, 3, 7));
-        assertEquals(null, hw.pageRequestStatus(0x300, NO, 4));
+        assertEquals(null, hw.pageRequestStatus(0x300, 2, 4));
         assertErrno(Errno.ENOENT, () -> driver.pageResponse(SID, 3, 7, PageResponse.SUCCESS));
         driver.close();
-        assertEquals(PageResponse.INVALID, hw.pageRequestStatus(0x300, NO, 4), "close answers what is pending");
+        assertEquals(PageResponse.INVALID, hw.pageRequestStatus(0x300, 2, 4), "close answers what is pending");
         assertEquals(0, pool.allocatedFrames(), "the PRI queue is freed too");
         assertErrno(Errno.ENOENT, () -> driver.pageResponse(SID, 3, 7, PageResponse.SUCCESS));
         assertFalse(hw.pageRequest(SID, 3, 0x5000, Access.READ, 8), "the unit is disabled");

@@ -352,6 +352,8 @@ public final class VtdDriver implements IommuDriver {
         dev.domain = null;
         if (!dev.auxPasids.containsValue(d)) {
             unbindNestedOn(dev, d);
+        } else if (dev.boundParents.get(Pasids.RESERVED_PASID) == d) {
+            teardown(dev, d, Pasids.RESERVED_PASID); // guest IOVA nests on the requests without PASID only
         }
         // First-stage bindings carry the detached domain's DID: they go with it, as SVA needs a domain.
         for (int pasid : new java.util.ArrayList<>(dev.firstStagePasids.keySet())) {
@@ -524,8 +526,11 @@ public final class VtdDriver implements IommuDriver {
         if (!NestingInfo.FORMAT_INTEL_VTD.equals(bind.format())) {
             throw new IommuException(Errno.EINVAL, "bind format must be " + NestingInfo.FORMAT_INTEL_VTD);
         }
-        owner.checkOwned(bind.hostPasid());
-        if (!Pasids.isAllocatable(bind.hostPasid())) {
+        boolean ridPasid = bind.hostPasid() == Pasids.RESERVED_PASID;
+        if (!ridPasid) {
+            owner.checkOwned(bind.hostPasid());
+        }
+        if (!ridPasid && !Pasids.isAllocatable(bind.hostPasid())) {
             throw new IommuException(Errno.EINVAL, "host PASID " + bind.hostPasid() + " cannot be bound");
         }
         if ((bind.vtdFlags() & ~GuestPasidBind.VTD_FLAGS_MASK) != 0) {
@@ -549,6 +554,12 @@ public final class VtdDriver implements IommuDriver {
         if (dev == null || !dev.attachedTo(d)) {
             throw new IommuException(Errno.ENOENT, String.format("%04x is not attached to domain %d", requesterId, d.did()));
         }
+        if (ridPasid && dev.domain != d) {
+            // Attached by a PASID only (an mdev's auxiliary domain): its requests without PASID are
+            // the host's, not the binder's.
+            throw new IommuException(Errno.EPERM, String.format(
+                    "the RID_PASID of %04x is not translated by domain %d: only its PASIDs are attached", requesterId, d.did()));
+        }
         if (dev.pasidInUse(bind.hostPasid())) {
             throw new IommuException(Errno.EBUSY, "PASID " + bind.hostPasid() + " is bound already");
         }
@@ -560,12 +571,21 @@ public final class VtdDriver implements IommuDriver {
         };
         writePasidEntry(dev, bind.hostPasid(), entry);
         try {
-            queue.submitSync(pasidCache(d.did(), bind.hostPasid()), 0, pasidIotlbAll(d.did(), bind.hostPasid()), 0);
+            if (ridPasid) {
+                // The entry was second stage only: its IOTLB entries go with a domain-selective flush.
+                queue.submitSync(pasidCache(d.did(), 0), 0, pasidIotlbAll(d.did(), 0), 0, iotlbDomain(d.did()), 0);
+            } else {
+                queue.submitSync(pasidCache(d.did(), bind.hostPasid()), 0, pasidIotlbAll(d.did(), bind.hostPasid()), 0);
+            }
         } catch (IommuException e) {
-            clearPasidEntry(dev, bind.hostPasid());
+            if (ridPasid) {
+                writePasidEntry(dev, 0, ridPasidEntry(d));
+            } else {
+                clearPasidEntry(dev, bind.hostPasid());
+            }
             throw e;
         }
-        dev.boundPasids.put(bind.hostPasid(), owner.id());
+        dev.boundPasids.put(bind.hostPasid(), owner == null ? -1 : owner.id());
         dev.boundParents.put(bind.hostPasid(), d);
         d.nestedPasids.add(bind.hostPasid());
     }
@@ -574,7 +594,9 @@ public final class VtdDriver implements IommuDriver {
     public synchronized void unbindGuestPasid(IommuDomain parent, int requesterId, int hostPasid, PasidSet owner)
             throws IommuException {
         VtdDomain d = own(parent);
-        owner.checkOwned(hostPasid);
+        if (hostPasid != Pasids.RESERVED_PASID) {
+            owner.checkOwned(hostPasid);
+        }
         Device dev = devices.get(requesterId);
         if (dev == null || dev.boundParents.get(hostPasid) != d) {
             throw new IommuException(Errno.ENOENT, "PASID " + hostPasid + " is not bound for " + String.format("%04x", requesterId));
@@ -582,15 +604,26 @@ public final class VtdDriver implements IommuDriver {
         teardown(dev, d, hostPasid);
     }
 
-    /** Removes a binding: entry cleared, PASID cache and PASID-based IOTLB invalidated. */
+    /**
+     * Removes a binding: entry cleared (RID_PASID: back to the device's own domain, second stage
+     * only), PASID cache and PASID-based IOTLB invalidated.
+     */
     private void teardown(Device dev, VtdDomain d, int hostPasid) throws IommuException {
-        clearPasidEntry(dev, hostPasid);
+        if (hostPasid == Pasids.RESERVED_PASID) {
+            writePasidEntry(dev, 0, dev.domain != null ? ridPasidEntry(dev.domain) : new long[] {0, d.did(), 0});
+        } else {
+            clearPasidEntry(dev, hostPasid);
+        }
         dev.boundPasids.remove(hostPasid);
         dev.boundParents.remove(hostPasid);
         if (devices.values().stream().noneMatch(other -> other.boundParents.get(hostPasid) == d)) {
             d.nestedPasids.remove(hostPasid);
         }
-        queue.submitSync(pasidCache(d.did(), hostPasid), 0, pasidIotlbAll(d.did(), hostPasid), 0);
+        if (hostPasid == Pasids.RESERVED_PASID) {
+            queue.submitSync(pasidCache(d.did(), 0), 0, pasidIotlbAll(d.did(), 0), 0, iotlbDomain(d.did()), 0);
+        } else {
+            queue.submitSync(pasidCache(d.did(), hostPasid), 0, pasidIotlbAll(d.did(), hostPasid), 0);
+        }
     }
 
     private void clearPasidEntry(Device dev, int pasid) {
@@ -642,7 +675,14 @@ public final class VtdDriver implements IommuDriver {
     public synchronized void cacheInvalidate(IommuDomain domain, int requesterId, CacheInvalidation inv, PasidSet owner)
             throws IommuException {
         VtdDomain d = own(domain);
-        if (inv.pasid() != Pasids.NO_PASID) {
+        if (inv.pasid() == Pasids.RESERVED_PASID) {
+            // Guest IOVA: PASID 0 is in no set; it is the binder's when its RID_PASID nests on the domain.
+            Device dev = devices.get(requesterId);
+            if (dev == null || dev.boundParents.get(Pasids.RESERVED_PASID) != d) {
+                throw new IommuException(Errno.EPERM, String.format("the RID_PASID of %04x is not bound on domain %d",
+                        requesterId, d.did()));
+            }
+        } else if (inv.pasid() != Pasids.NO_PASID) {
             owner.checkOwned(inv.pasid());
         }
         init();
@@ -691,7 +731,9 @@ public final class VtdDriver implements IommuDriver {
     /**
      * The page request interrupt handler (Linux {@code prq_event_thread}): reads descriptors from
      * PQH to PQT, hands each to the listeners (or answers INVALID when nobody listens), moves PQH
-     * and clears PRS.PPR.
+     * and clears PRS.PPR. A request without PASID (or with PASID 0, the RID_PASID) is answered
+     * INVALID at once, as Linux's {@code handle_bad_prq_event}: listeners hear of it afterwards, and
+     * their answer finds no pending group.
      */
     private void pageRequestInterrupt() {
         // The event arrives on a device thread, which must never wait for another thread's handler:
@@ -741,7 +783,22 @@ public final class VtdDriver implements IommuDriver {
             respond(sid, pasid, group, PageResponse.INVALID);
             return;
         }
+        if (pasid == Pasids.NO_PASID || pasid == Pasids.RESERVED_PASID) {
+            // No PASID (or the RID_PASID): IOVA, which nobody pages in. Answered INVALID at once, as
+            // Linux's prq handler does (handle_bad_prq_event); listeners only hear of it, and an
+            // answer of theirs finds no pending group (ENOENT).
+            if ((q1 & 4) != 0) {
+                respond(sid, pasid, group, PageResponse.INVALID);
+            }
+            notifyListeners(request);
+            return;
+        }
         pendingGroups.add(sid, pasid, group);
+        notifyListeners(request);
+    }
+
+    /** Hands a request to every listener; one listener's failure does not stop the others. */
+    private void notifyListeners(org.iommulab.api.fault.PageRequest request) {
         for (FaultListener l : listeners) {
             try {
                 l.pageRequest(request);
