@@ -203,25 +203,19 @@ public final class PasidSpaceImpl implements PasidSpace {
 
     @Override
     public synchronized List<PasidOwnerDTO> owners() {
-        Map<String, PasidOwnerDTO> byOwner = new TreeMap<>();
-        for (PasidSetImpl set : openSets.values()) {
-            PasidOwnerDTO dto = byOwner.computeIfAbsent(set.owner(), this::ownerDTO);
-            dto.sets = java.util.Arrays.copyOf(dto.sets, dto.sets.length + 1);
-            dto.sets[dto.sets.length - 1] = set.id();
-        }
-        for (String owner : ownerQuotas.keySet()) {
-            byOwner.computeIfAbsent(owner, this::ownerDTO);
-        }
-        return new ArrayList<>(byOwner.values());
-    }
-
-    private PasidOwnerDTO ownerDTO(String owner) {
-        PasidOwnerDTO dto = new PasidOwnerDTO();
-        dto.owner = owner;
-        dto.quota = ownerQuotas.getOrDefault(owner, -1);
-        dto.used = ownerUsed.getOrDefault(owner, 0);
-        dto.sets = new int[0];
-        return dto;
+        Map<String, List<Integer>> setIds = new TreeMap<>();
+        openSets.values().forEach(set -> setIds.computeIfAbsent(set.owner(), o -> new ArrayList<>()).add(set.id()));
+        ownerQuotas.keySet().forEach(owner -> setIds.computeIfAbsent(owner, o -> new ArrayList<>()));
+        List<PasidOwnerDTO> owners = new ArrayList<>();
+        setIds.forEach((owner, ids) -> {
+            PasidOwnerDTO dto = new PasidOwnerDTO();
+            dto.owner = owner;
+            dto.quota = ownerQuotas.getOrDefault(owner, -1);
+            dto.used = ownerUsed.getOrDefault(owner, 0);
+            dto.sets = ids.stream().mapToInt(Integer::intValue).toArray();
+            owners.add(dto);
+        });
+        return owners;
     }
 
     /** Guarded by this: how many more PASIDs the owner may hold. */

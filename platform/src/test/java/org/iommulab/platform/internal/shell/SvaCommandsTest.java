@@ -1,5 +1,6 @@
 package org.iommulab.platform.internal.shell;
 
+import static org.iommulab.platform.internal.shell.ShellOutput.assertErrno;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -20,7 +21,6 @@ import org.iommulab.platform.internal.process.ProcessTableImpl;
 import org.iommulab.platform.internal.registry.IommuRegistryImpl;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.function.Executable;
 
 /** The {@code sva:} commands over the real process table and PASID space and a recording SVA service. */
 class SvaCommandsTest {
@@ -29,35 +29,28 @@ class SvaCommandsTest {
     private final PasidSpaceImpl pasids = new PasidSpaceImpl();
     private final FakeSva sva = new FakeSva();
     private final SvaCommands commands = new SvaCommands(sva, processes, null, pasids, new IommuRegistryImpl(memory));
-    private final ShellOutput out = new ShellOutput();
+    private final ShellOutput shell = new ShellOutput();
 
     @AfterEach
     void restore() {
-        out.restore();
+        shell.restore();
     }
 
-    private List<String> output() {
-        return out.lines();
-    }
-
-    private static void assertErrno(Errno errno, Executable call) {
-        ShellOutput.assertErrno(errno, call);
-    }
 
     @Test
     void aProcessIsStartedMappedTouchedAndSwappedOut() throws Exception {
         commands.process("app");
         commands.mmap("app", "0x200000");
-        List<String> out = output();
+        List<String> out = shell.lines();
         assertEquals("app", out.get(0));
         long va = Long.decode(out.get(1));
         commands.write("app", "0x" + Long.toHexString(va + 8), "0xabc");
         commands.read("app", "0x" + Long.toHexString(va + 8));
         commands.swapout("app", "0x" + Long.toHexString(va), "0x200000");
         commands.read("app", "0x" + Long.toHexString(va + 8));
-        assertEquals(List.of("0x0000000000000abc", "1", "0x0000000000000abc"), output());
+        assertEquals(List.of("0x0000000000000abc", "1", "0x0000000000000abc"), shell.lines());
         commands.info("app");
-        assertEquals(List.of("process app resident=1 swapped=0 pinned=0"), output());
+        assertEquals(List.of("process app resident=1 swapped=0 pinned=0"), shell.lines());
         commands.exit("app");
         assertErrno(Errno.ENOENT, () -> commands.read("app", "0x" + Long.toHexString(va)));
     }
@@ -65,19 +58,19 @@ class SvaCommandsTest {
     @Test
     void bindUsesASetOwnedByTheProcessByDefaultAndPrintsThePasid() throws Exception {
         commands.process("app");
-        output();
+        shell.lines();
         commands.bind("", "app", "io0", "0x18");
         PasidSet set = pasids.set("app").orElseThrow();
         assertEquals(SvaCommands.DEFAULT_QUOTA, set.quota());
-        assertEquals(List.of(String.valueOf(sva.bonds.get(0).pasid)), output());
+        assertEquals(List.of(String.valueOf(sva.bonds.get(0).pasid)), shell.lines());
         assertSame(set, sva.bonds.get(0).set);
         PasidSet shared = pasids.createSet("shared", 2);
         commands.bind("shared", "app", "io0", "0x20");
         assertSame(shared, sva.bonds.get(1).set);
-        output();
+        shell.lines();
         commands.list();
         assertEquals(List.of("app iommu=io0 rid=0x18 pasid=1 set=app resolved=0 invalid=0",
-                "app iommu=io0 rid=0x20 pasid=2 set=shared resolved=0 invalid=0"), output());
+                "app iommu=io0 rid=0x20 pasid=2 set=shared resolved=0 invalid=0"), shell.lines());
         commands.unbind("app", "io0", "0x18");
         assertEquals(1, sva.bonds.size());
         assertErrno(Errno.ENOENT, () -> commands.unbind("app", "io0", "0x18"));

@@ -571,12 +571,7 @@ public final class VtdDriver implements IommuDriver {
         };
         writePasidEntry(dev, bind.hostPasid(), entry);
         try {
-            if (ridPasid) {
-                // The entry was second stage only: its IOTLB entries go with a domain-selective flush.
-                queue.submitSync(pasidCache(d.did(), 0), 0, pasidIotlbAll(d.did(), 0), 0, iotlbDomain(d.did()), 0);
-            } else {
-                queue.submitSync(pasidCache(d.did(), bind.hostPasid()), 0, pasidIotlbAll(d.did(), bind.hostPasid()), 0);
-            }
+            flushBinding(d, bind.hostPasid());
         } catch (IommuException e) {
             if (ridPasid) {
                 writePasidEntry(dev, 0, ridPasidEntry(d));
@@ -619,6 +614,14 @@ public final class VtdDriver implements IommuDriver {
         if (devices.values().stream().noneMatch(other -> other.boundParents.get(hostPasid) == d)) {
             d.nestedPasids.remove(hostPasid);
         }
+        flushBinding(d, hostPasid);
+    }
+
+    /**
+     * After a nested binding changed: the PASID cache and PASID-based IOTLB of the PASID; for the
+     * RID_PASID also the domain's second-stage-only IOTLB entries, which the change replaced.
+     */
+    private void flushBinding(VtdDomain d, int hostPasid) throws IommuException {
         if (hostPasid == Pasids.RESERVED_PASID) {
             queue.submitSync(pasidCache(d.did(), 0), 0, pasidIotlbAll(d.did(), 0), 0, iotlbDomain(d.did()), 0);
         } else {
